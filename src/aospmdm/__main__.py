@@ -1,0 +1,3 @@
+from aospmdm.cli import main
+
+main()

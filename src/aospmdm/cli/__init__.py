@@ -1,0 +1,19 @@
+"""The aospmdm command line: an operator acting on the server's database (no RBAC, audited
+as ``cli:<os user>``). One module per noun."""
+
+from __future__ import annotations
+
+import typer
+
+from aospmdm.cli import admin, license, scope_tag, serve
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app.command("serve")(serve.serve)
+app.command("migrate")(serve.migrate)
+app.add_typer(admin.app, name="admin")
+app.add_typer(license.app, name="license")
+app.add_typer(scope_tag.app, name="scope-tag")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,44 @@
+"""aospmdm serve / migrate."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from aospmdm.cli.common import DataDir, operator_session, settings_for
+from aospmdm.core.db import migrate as migrate_db
+from aospmdm.server import create_app
+from aospmdm.tenant import service
+
+
+def migrate(data_dir: DataDir = None) -> None:
+    """Bring the database schema up to date."""
+    settings = settings_for(data_dir)
+    migrate_db(settings.resolved_database_url)
+    typer.echo("database is up to date")
+
+
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Migrate, create the first admin on first start, and serve the API and console."""
+    settings = settings_for(data_dir)
+    if "AOSPMDM_PUBLIC_URL" not in os.environ:
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
+    with operator_session(data_dir) as session:
+        first = service.ensure_first_admin(session)
+    if first is not None:
+        email, password = first
+        typer.echo(
+            "\nFirst admin created (an Intune Administrator). This password is shown once:\n"
+            f"  sign in at {settings.public_url}/console\n"
+            f"  email:     {email}\n"
+            f"  password:  {password}\n"
+            f"  API token: aospmdm admin token {email}\n"
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -1,0 +1,1 @@
+"""Shared plumbing that knows no feature: config, storage, security, errors, OData, clock."""

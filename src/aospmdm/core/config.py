@@ -1,0 +1,53 @@
+"""Settings, from the environment (prefix ``AOSPMDM_``) with the data directory as the anchor."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AOSPMDM_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    # SQLite under the data directory unless a URL is given (postgresql+psycopg://… to scale).
+    database_url: str | None = None
+    # The URL devices are given; the console shows it too.
+    public_url: str = "http://127.0.0.1:8000"
+    # Overrides the key file in the data directory; every worker of one site needs the same.
+    secret_key: str | None = None
+    # Console sessions end after this much inactivity.
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Requests with a larger body are refused with 413 before they are read.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Sign-in throttling: failures counted over the window, per account and per address.
+    signin_window_minutes: int = Field(default=15, ge=1)
+    signin_max_failures_per_account: int = Field(default=5, ge=1)
+    signin_max_failures_per_address: int = Field(default=20, ge=1)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'aospmdm.db').resolve()}"
+
+    @cached_property
+    def instance_key(self) -> bytes:
+        """The instance key: signs console cookies and (later) encrypts what must be shown again.
+
+        It is created once, with 256 bits from the OS CSPRNG, in the data directory, readable by
+        the owner only.
+        """
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "instance.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(32).hex())
+        return path.read_text().strip().encode()

@@ -1,0 +1,55 @@
+"""The base of every admin-API input schema: Graph's names, strict types, no unknown fields.
+
+Read-only properties the API itself returns and ``@odata.*`` annotations are accepted and
+ignored, so an object read from Graph can be posted back; ``@odata.type``, where a schema
+names its type, must name that type.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic.alias_generators import to_camel
+
+from aospmdm.core.errors import BadRequest
+
+READ_ONLY = frozenset({"id", "createdDateTime", "lastModifiedDateTime", "isBuiltIn"})
+
+
+class GraphInput(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, strict=True
+    )
+
+    odata_type: ClassVar[str | None] = None
+    read_only: ClassVar[frozenset[str]] = READ_ONLY
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_annotations(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        kept: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "@odata.type":
+                cls._check_type(value)
+            elif "@odata." in key and not key.endswith("@odata.bind"):
+                continue
+            elif key not in cls.read_only:
+                kept[key] = value
+        return kept
+
+    @classmethod
+    def _check_type(cls, value: Any) -> None:
+        if cls.odata_type is None:
+            return
+        expected = cls.odata_type.lstrip("#")
+        if not isinstance(value, str) or value.lstrip("#") != expected:
+            raise BadRequest(
+                f"@odata.type must be '#{expected}' here; got {value!r}.", target="@odata.type"
+            )
+
+    def given(self) -> dict[str, Any]:
+        """The fields the client actually sent (for PATCH)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}

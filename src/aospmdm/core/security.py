@@ -1,0 +1,48 @@
+"""Secrets: password hashing (argon2), high-entropy tokens (CSPRNG, stored as SHA-256)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+
+# A hash of a random password, checked when the account does not exist, so that a sign-in for
+# an unknown email costs as long as one for a known email (no account probing by timing).
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+MIN_PASSWORD_LENGTH = 12
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_secret(prefix: str = "") -> str:
+    """A new secret with 256 bits from the OS CSPRNG, URL-safe."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def new_password() -> str:
+    """A random password a person can type: 20 URL-safe characters (120 bits)."""
+    return secrets.token_urlsafe(15)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a high-entropy secret: enough, since it cannot be guessed."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,162 @@
+"""create_app(): every feature's routers, the console, middleware and error handling."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException
+
+from aospmdm import __version__
+from aospmdm.core.config import Settings
+from aospmdm.core.db import make_engine, make_sessionmaker, transaction
+from aospmdm.core.errors import DomainError, error_body
+from aospmdm.core.http import BodyLimit, validation_error_body
+from aospmdm.tenant import access, audit, service
+from aospmdm.tenant import api as tenant_api
+from aospmdm.tenant import pages as tenant_pages
+from aospmdm.tenant.deps import SignInRequired, client_address
+from aospmdm.web import pages as web_pages
+from aospmdm.web.templating import HERE as WEB_DIR
+from aospmdm.web.templating import render
+
+log = logging.getLogger("aospmdm")
+
+_HTTP_CODES = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "notFound",
+    405: "methodNotAllowed",
+    406: "notAcceptable",
+    409: "conflict",
+    413: "payloadTooLarge",
+    415: "unsupportedMediaType",
+    429: "tooManyRequests",
+}
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = engine or make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    with transaction(sessions) as session:
+        service.bootstrap(session)
+
+    app = FastAPI(
+        title="aospmdm",
+        version=__version__,
+        description="Graph-shaped admin API of aospmdm. See docs/api.md.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: 200 while the process serves."""
+        return {"status": "ok"}
+
+    app.include_router(tenant_api.router, tags=["tenant"])
+    app.include_router(web_pages.router, include_in_schema=False)
+    app.include_router(tenant_pages.router, include_in_schema=False)
+    app.mount("/console/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+
+    _install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _is_console(request: Request) -> bool:
+    return request.url.path.startswith("/console")
+
+
+def _audit_refusal(request: Request, exc: DomainError) -> None:
+    """401s and 403s are audited, in their own transaction: the request's rolled back."""
+    actor = getattr(request.state, "actor", None) or access.anonymous(client_address(request))
+    try:
+        with transaction(request.app.state.sessions) as session:
+            audit.record(
+                session,
+                actor,
+                category="Authorization",
+                activity=f"{request.method} {request.url.path}"[:256],
+                operation="Refused",
+                result="failure",
+                message=f"{exc.status} {exc.code}: {exc.message}"[:2000],
+            )
+    except Exception:  # the refusal is still returned; a lost audit row is logged
+        log.exception("could not audit a refused request")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    def domain_error(request: Request, exc: DomainError) -> Response:
+        if exc.status in (401, 403):
+            _audit_refusal(request, exc)
+        if _is_console(request):
+            return _console_error(request, exc.status, exc.message)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(SignInRequired)
+    def sign_in_required(request: Request, exc: SignInRequired) -> Response:
+        return web_pages.login_redirect(request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, exc: RequestValidationError) -> Response:
+        body = validation_error_body(exc)
+        if _is_console(request):
+            return _console_error(request, 400, body["error"]["message"])
+        return JSONResponse(body, status_code=400)
+
+    @app.exception_handler(IntegrityError)
+    def integrity(request: Request, exc: IntegrityError) -> Response:
+        # Two requests racing for the same unique name: the loser gets a conflict.
+        message = "The change conflicts with data that changed meanwhile; try again."
+        return JSONResponse(error_body("conflict", message), status_code=409)
+
+    @app.exception_handler(HTTPException)
+    def http_error(request: Request, exc: HTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        if exc.status_code == 404:
+            message = f"No resource at {request.url.path}."
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}."
+        else:
+            message = str(exc.detail)
+        if _is_console(request) and exc.status_code == 404:
+            return _console_error(request, 404, message)
+        return JSONResponse(
+            error_body(code, message), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    def crashed(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body("internalServerError", "The server failed; this is a bug."),
+            status_code=500,
+        )
+
+
+def _console_error(request: Request, status: int, message: str) -> HTMLResponse:
+    console: Any = None
+    heading = {403: "Not allowed", 404: "Not found"}.get(status, "Something is wrong")
+    return render(
+        request,
+        "error.html",
+        status_code=status,
+        console=console,
+        error=message,
+        heading=heading,
+        status=status,
+    )

@@ -1,0 +1,1 @@
+"""The tenant: organization, MDM authority, licenses, admins, roles, scope tags, audit log."""

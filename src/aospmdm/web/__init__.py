@@ -1,0 +1,1 @@
+"""The console shell: layout templates, stylesheet, sign-in and navigation."""
