@@ -46,8 +46,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or Settings()
     engine = engine or make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
-    with transaction(sessions) as session:
-        service.bootstrap(session)
+    settings.instance_key  # noqa: B018  (made now, not at the first sign-in)
+    service.ensure_bootstrapped(sessions)
 
     app = FastAPI(
         title="aospmdm",
@@ -122,6 +122,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     def integrity(request: Request, exc: IntegrityError) -> Response:
         # Two requests racing for the same unique name: the loser gets a conflict.
         message = "The change conflicts with data that changed meanwhile; try again."
+        if _is_console(request):
+            return _console_error(request, 409, message)
         return JSONResponse(error_body("conflict", message), status_code=409)
 
     @app.exception_handler(HTTPException)

@@ -50,3 +50,36 @@ def token(
     with operator_session(data_dir) as session:
         secret = service.create_api_token(session, access.cli_actor(), email, name)
     typer.echo(secret)
+
+
+@app.command("disable")
+def disable(
+    email: Annotated[str, typer.Argument(help="The admin to disable.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Disable an admin: their API tokens and console sessions stop working at once."""
+    with operator_session(data_dir) as session:
+        service.set_admin_enabled(session, access.cli_actor(), email, enabled=False)
+    typer.echo(f"disabled admin {email}")
+
+
+@app.command("enable")
+def enable(
+    email: Annotated[str, typer.Argument(help="The admin to enable again.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Enable a disabled admin."""
+    with operator_session(data_dir) as session:
+        service.set_admin_enabled(session, access.cli_actor(), email, enabled=True)
+    typer.echo(f"enabled admin {email}")
+
+
+@app.command("revoke-tokens")
+def revoke_tokens(
+    email: Annotated[str, typer.Argument(help="The admin whose API tokens to revoke.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke every API token of an admin."""
+    with operator_session(data_dir) as session:
+        count = service.revoke_api_tokens(session, access.cli_actor(), email)
+    typer.echo(f"revoked {count} API token(s) of {email}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from aospmdm.core.config import Settings
@@ -27,29 +28,42 @@ DataDir = Annotated[
 ]
 
 
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
 def settings_for(data_dir: Path | None) -> Settings:
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"the data directory {settings.data_dir} cannot be used: {exc.strerror}")
     return settings
+
+
+def migrate_or_fail(settings: Settings) -> None:
+    try:
+        migrate(settings.resolved_database_url)
+    except DBAPIError as exc:
+        fail(f"cannot open the database {settings.resolved_database_url}: {exc.orig}")
 
 
 @contextmanager
 def operator_session(data_dir: Path | None) -> Iterator[Session]:
     """One audited unit of work on an up-to-date database; domain errors exit with code 2."""
     settings = settings_for(data_dir)
-    migrate(settings.resolved_database_url)
+    migrate_or_fail(settings)
     engine = make_engine(settings.resolved_database_url)
+    factory = make_sessionmaker(engine)
     try:
-        with transaction(make_sessionmaker(engine)) as session:
-            service.bootstrap(session)
+        service.ensure_bootstrapped(factory)
+        with transaction(factory) as session:
             yield session
     except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc.message)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "input"
-        typer.echo(f"error: {field}: {first['msg']}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"{'.'.join(str(p) for p in first['loc']) or 'input'}: {first['msg']}")
     finally:
         engine.dispose()

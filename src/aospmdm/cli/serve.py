@@ -6,18 +6,14 @@ import os
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from aospmdm.cli.common import DataDir, operator_session, settings_for
-from aospmdm.core.db import migrate as migrate_db
-from aospmdm.server import create_app
+from aospmdm.cli.common import DataDir, migrate_or_fail, operator_session, settings_for
 from aospmdm.tenant import service
 
 
 def migrate(data_dir: DataDir = None) -> None:
     """Bring the database schema up to date."""
-    settings = settings_for(data_dir)
-    migrate_db(settings.resolved_database_url)
+    migrate_or_fail(settings_for(data_dir))
     typer.echo("database is up to date")
 
 
@@ -41,4 +37,9 @@ def serve(
             f"  password:  {password}\n"
             f"  API token: aospmdm admin token {email}\n"
         )
+    # Imported here: the other commands need neither the web server nor the app.
+    import uvicorn
+
+    from aospmdm.server import create_app
+
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from functools import cached_property
 from pathlib import Path
 
@@ -16,10 +18,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     # SQLite under the data directory unless a URL is given (postgresql+psycopg://… to scale).
     database_url: str | None = None
-    # The URL devices are given; the console shows it too.
+    # The URL devices are given.
     public_url: str = "http://127.0.0.1:8000"
     # Overrides the key file in the data directory; every worker of one site needs the same.
-    secret_key: str | None = None
+    secret_key: str | None = Field(default=None, min_length=32)
     # Console sessions end after this much inactivity.
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # Requests with a larger body are refused with 413 before they are read.
@@ -46,8 +48,15 @@ class Settings(BaseSettings):
             return self.secret_key.encode()
         path = self.data_dir / "instance.key"
         if not path.exists():
+            # Written whole to a private temporary file, then linked into place: processes
+            # starting together on one data directory all end up reading the same full key.
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(os.urandom(32).hex())
+            fd, tmp = tempfile.mkstemp(dir=self.data_dir, prefix=".instance.key.")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(os.urandom(32).hex())
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+            finally:
+                os.unlink(tmp)
         return path.read_text().strip().encode()

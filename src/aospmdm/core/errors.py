@@ -54,11 +54,6 @@ class PayloadTooLarge(DomainError):
     code = "payloadTooLarge"
 
 
-class TooManyRequests(DomainError):
-    status = 429
-    code = "tooManyRequests"
-
-
 def error_body(code: str, message: str, target: str | None = None) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
     if target:

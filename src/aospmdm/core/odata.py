@@ -124,15 +124,16 @@ class _Parser:
     def peek(self) -> _Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
 
-    def take(self) -> _Tok:
+    def take(self, wanted: str | None = None) -> _Tok:
         tok = self.peek()
         if tok is None:
-            raise BadRequest("Invalid $filter: it ends too early.", target="$filter")
+            more = f": expected {wanted}" if wanted else ""
+            raise BadRequest(f"Invalid $filter: it ends too early{more}.", target="$filter")
         self.i += 1
         return tok
 
     def expect(self, text: str) -> None:
-        tok = self.take()
+        tok = self.take(f"'{text}'")
         if tok.text.lower() != text:
             raise self.error(tok, f"expected '{text}'")
 
@@ -271,18 +272,21 @@ def page(
     session: Session,
     stmt: Select[Any],
     query: Query,
-    render: Callable[[Any], dict[str, Any]],
+    render: Callable[[Sequence[Any]], list[dict[str, Any]]],
     next_link_base: str,
     fields: Mapping[str, Field] | None = None,
     extra_params: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run a list query with $filter/$top/$skip and return Graph's list body."""
+    """Run a list query with $filter/$top/$skip and return Graph's list body.
+
+    ``render`` turns a page of rows into JSON objects at once, so it can fetch what the rows
+    refer to in one query per kind rather than one per row."""
     if query.filter:
         if not fields:
             raise BadRequest("$filter is not supported on this resource.", target="$filter")
         stmt = stmt.where(compile_filter(query.filter, fields))
     rows: Sequence[Any] = session.scalars(stmt.offset(query.skip).limit(query.top + 1)).all()
-    items = [render(r) for r in rows[: query.top]]
+    items = render(rows[: query.top])
     if query.select:
         keep = set(query.select) | {"id"}
         items = [{k: v for k, v in item.items() if k in keep} for item in items]
@@ -298,5 +302,7 @@ def page(
             params["$filter"] = query.filter
         if query.select:
             params["$select"] = ",".join(query.select)
+        if query.count:
+            params["$count"] = "true"
         body["@odata.nextLink"] = f"{next_link_base}?{urlencode(params)}"
     return body

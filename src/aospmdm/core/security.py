@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -11,9 +12,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
 
-# A hash of a random password, checked when the account does not exist, so that a sign-in for
-# an unknown email costs as long as one for a known email (no account probing by timing).
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, checked when the account does not exist, so that a
+    sign-in for an unknown email costs as long as one for a known email (no probing by
+    timing). Made on first use: the CLI should not pay for it at start."""
+    return _hasher.hash(secrets.token_hex(16))
+
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -24,7 +30,9 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (VerificationError, InvalidHashError):
         return False
 

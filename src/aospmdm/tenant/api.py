@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -45,8 +46,9 @@ def organization_json(org: Organization) -> dict[str, Any]:
 
 
 @router.get("/organization")
-def list_organization(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+def list_organization(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """The one organization of this installation."""
+    parse_query(request.query_params)
     actor.require("organization.read")
     return {"value": [organization_json(service.organization(session))]}
 
@@ -74,8 +76,9 @@ def set_mdm_authority(org_id: str, session: SessionDep, actor: ActorDep) -> Resp
 
 
 @router.get("/subscribedSkus")
-def subscribed_skus(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+def subscribed_skus(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """Device licenses: the seats (prepaidUnits.enabled) and how many enrolled devices use."""
+    parse_query(request.query_params)
     actor.require("organization.read")
     org = service.organization(session)
     return {
@@ -102,8 +105,9 @@ def subscribed_skus(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
 
 
 @router.get(DM + "/resourceOperations")
-def resource_operations(actor: ActorDep) -> dict[str, Any]:
+def resource_operations(request: Request, actor: ActorDep) -> dict[str, Any]:
     """Every permission a custom role can hold."""
+    parse_query(request.query_params)
     actor.require("roles.read")
     return {
         "value": [
@@ -142,20 +146,26 @@ def role_json(role: RoleDefinition, tags: list[str]) -> dict[str, Any]:
     }
 
 
+def _roles_json(session: Session, roles: Sequence[RoleDefinition]) -> list[dict[str, Any]]:
+    tags = access.tags_of(session, RoleDefinition, [r.id for r in roles])
+    return [role_json(r, tags[r.id]) for r in roles]
+
+
 def _role_out(session: Session, role: RoleDefinition) -> dict[str, Any]:
-    tags = access.tags_of(session, RoleDefinition, [role.id])[role.id]
-    return role_json(role, tags)
+    return _roles_json(session, [role])[0]
 
 
 @router.get(DM + "/roleDefinitions")
 def list_roles(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """Built-in and custom roles, with their permissions."""
     query = parse_query(request.query_params)
-    body = page(session, service.role_statement(actor), query, lambda r: r, _list_base(request))
-    roles: list[RoleDefinition] = body["value"]
-    tags = access.tags_of(session, RoleDefinition, [r.id for r in roles])
-    body["value"] = [role_json(r, tags[r.id]) for r in roles]
-    return body
+    return page(
+        session,
+        service.role_statement(actor),
+        query,
+        lambda rows: _roles_json(session, rows),
+        _list_base(request),
+    )
 
 
 @router.post(DM + "/roleDefinitions", status_code=201)
@@ -188,7 +198,7 @@ def delete_role(role_id: str, session: SessionDep, actor: ActorDep) -> Response:
 # --- role assignments -------------------------------------------------------------------
 
 
-def _assignments_json(session: Session, rows: list[RoleAssignment]) -> list[dict[str, Any]]:
+def _assignments_json(session: Session, rows: Sequence[RoleAssignment]) -> list[dict[str, Any]]:
     details = service.assignment_details(session, rows)
     out = []
     for row in rows:
@@ -213,11 +223,13 @@ def _assignments_json(session: Session, rows: list[RoleAssignment]) -> list[dict
 def list_assignments(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """Who holds which role, scoped to which tags."""
     query = parse_query(request.query_params)
-    body = page(
-        session, service.assignment_statement(actor), query, lambda r: r, _list_base(request)
+    return page(
+        session,
+        service.assignment_statement(actor),
+        query,
+        lambda rows: _assignments_json(session, rows),
+        _list_base(request),
     )
-    body["value"] = _assignments_json(session, body["value"])
-    return body
 
 
 @router.post(DM + "/roleAssignments", status_code=201)
@@ -261,7 +273,11 @@ def list_tags(request: Request, session: SessionDep, actor: ActorDep) -> dict[st
     """Scope tags; Default (id "0") always exists."""
     query = parse_query(request.query_params)
     return page(
-        session, service.list_scope_tags(session, actor), query, tag_json, _list_base(request)
+        session,
+        service.list_scope_tags(session, actor),
+        query,
+        lambda rows: [tag_json(t) for t in rows],
+        _list_base(request),
     )
 
 
@@ -303,7 +319,7 @@ def list_audit(request: Request, session: SessionDep, actor: ActorDep) -> dict[s
         session,
         audit.list_statement(actor),
         query,
-        audit.to_graph,
+        lambda rows: [audit.to_graph(e) for e in rows],
         _list_base(request),
         fields=audit.FILTER_FIELDS,
     )

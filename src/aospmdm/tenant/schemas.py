@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from aospmdm.core.schemas import GraphInput
+from aospmdm.core.schemas import READ_ONLY, GraphInput
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Description = Annotated[str, StringConstraints(max_length=1024)]
@@ -14,6 +14,7 @@ TagIds = Annotated[list[str], Field(max_length=1000)]
 
 
 class OrganizationUpdate(GraphInput):
+    read_only = READ_ONLY | {"mobileDeviceManagementAuthority"}
     display_name: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)
     ]
@@ -40,8 +41,12 @@ class RolePermission(GraphInput):
     resource_actions: Annotated[list[ResourceAction], Field(max_length=50)] = []
 
 
+ROLE_READ_ONLY = READ_ONLY | {"isBuiltInRoleDefinition"}
+
+
 class RoleDefinitionCreate(GraphInput):
     odata_type = "microsoft.graph.deviceAndAppManagementRoleDefinition"
+    read_only = ROLE_READ_ONLY
     display_name: Name
     description: Description = ""
     role_permissions: Annotated[list[RolePermission], Field(max_length=50)] = []
@@ -50,6 +55,7 @@ class RoleDefinitionCreate(GraphInput):
 
 class RoleDefinitionUpdate(GraphInput):
     odata_type = "microsoft.graph.deviceAndAppManagementRoleDefinition"
+    read_only = ROLE_READ_ONLY
     display_name: Name | None = None
     description: Description | None = None
     role_permissions: Annotated[list[RolePermission], Field(max_length=50)] | None = None
@@ -58,6 +64,7 @@ class RoleDefinitionUpdate(GraphInput):
 
 class RoleAssignmentCreate(GraphInput):
     odata_type = "microsoft.graph.deviceAndAppManagementRoleAssignment"
+    read_only = READ_ONLY | {"memberUserPrincipalNames"}
     display_name: Name
     description: Description = ""
     role_definition_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, exists, func, or_, select, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from aospmdm.core import clock, permissions
 from aospmdm.core.config import Settings
+from aospmdm.core.db import transaction
 from aospmdm.core.errors import BadRequest, Conflict, NotFound
 from aospmdm.core.permissions import (
     BUILTIN_ROLES,
@@ -100,6 +103,17 @@ def bootstrap(session: Session) -> None:
     session.flush()
 
 
+def ensure_bootstrapped(factory: sessionmaker[Session]) -> None:
+    """Bootstrap in its own transaction; if another process starting on the same empty
+    database made the rows first, the retry finds them."""
+    try:
+        with transaction(factory) as session:
+            bootstrap(session)
+    except IntegrityError:
+        with transaction(factory) as session:
+            bootstrap(session)
+
+
 def ensure_first_admin(session: Session) -> tuple[str, str] | None:
     """On first start, create an Intune Administrator with a random password.
 
@@ -128,8 +142,10 @@ def organization(session: Session) -> Organization:
     return org
 
 
-def get_organization(session: Session, actor: Actor, org_id: str) -> Organization:
-    actor.require("organization.read")
+def get_organization(
+    session: Session, actor: Actor, org_id: str, perm: str = "organization.read"
+) -> Organization:
+    actor.require(perm)
     org = organization(session)
     if org.id != org_id:
         raise NotFound(f"No organization with id '{org_id}' exists.")
@@ -137,8 +153,7 @@ def get_organization(session: Session, actor: Actor, org_id: str) -> Organizatio
 
 
 def update_organization(session: Session, actor: Actor, org_id: str, display_name: str) -> None:
-    actor.require("organization.write")
-    org = get_organization(session, actor, org_id)
+    org = get_organization(session, actor, org_id, "organization.write")
     old = org.display_name
     org.display_name = display_name
     audit.record(
@@ -156,8 +171,7 @@ def update_organization(session: Session, actor: Actor, org_id: str, display_nam
 
 def set_mdm_authority(session: Session, actor: Actor, org_id: str) -> bool:
     """Set the MDM authority once. Repeating it changes nothing and returns False."""
-    actor.require("organization.write")
-    org = get_organization(session, actor, org_id)
+    org = get_organization(session, actor, org_id, "organization.write")
     if org.mdm_authority != "unknown":
         return False
     org.mdm_authority = "intune"
@@ -474,8 +488,10 @@ def list_scope_tags(session: Session, actor: Actor) -> Any:
     return select(ScopeTag).order_by(ScopeTag.display_name)
 
 
-def get_scope_tag(session: Session, actor: Actor, tag_id: str) -> ScopeTag:
-    actor.require("roles.read")
+def get_scope_tag(
+    session: Session, actor: Actor, tag_id: str, perm: str = "roles.read"
+) -> ScopeTag:
+    actor.require(perm)
     tag = session.get(ScopeTag, tag_id)
     if tag is None:
         raise NotFound(f"No roleScopeTag with id '{tag_id}' exists.")
@@ -512,8 +528,7 @@ def create_scope_tag(session: Session, actor: Actor, data: ScopeTagCreate) -> Sc
 
 
 def update_scope_tag(session: Session, actor: Actor, tag_id: str, data: ScopeTagUpdate) -> ScopeTag:
-    actor.require("roles.write")
-    tag = get_scope_tag(session, actor, tag_id)
+    tag = get_scope_tag(session, actor, tag_id, "roles.write")
     changes = data.given()
     if tag.is_built_in and "display_name" in changes and changes["display_name"] != "Default":
         raise BadRequest("The Default scope tag cannot be renamed.", target="displayName")
@@ -537,8 +552,7 @@ def update_scope_tag(session: Session, actor: Actor, tag_id: str, data: ScopeTag
 
 
 def delete_scope_tag(session: Session, actor: Actor, tag_id: str) -> None:
-    actor.require("roles.write")
-    tag = get_scope_tag(session, actor, tag_id)
+    tag = get_scope_tag(session, actor, tag_id, "roles.write")
     if tag.is_built_in:
         raise BadRequest("The Default scope tag cannot be deleted.", target="id")
     in_use = session.scalar(
@@ -614,14 +628,23 @@ def _unique_role_name(session: Session, name: str, except_id: str | None = None)
         raise Conflict(f"A role named '{name}' already exists.", target="displayName")
 
 
-def _no_escalation(actor: Actor, perms: list[str]) -> None:
-    """An admin cannot hand out a permission they do not hold themselves."""
-    missing = [p for p in perms if not actor.can(p)]
-    if missing:
-        raise BadRequest(
-            f"You cannot grant '{missing[0]}': you do not hold it yourself.",
-            target="rolePermissions",
-        )
+def _no_escalation(
+    actor: Actor, perms: list[str], tags: list[str] | None = None, target: str = "rolePermissions"
+) -> None:
+    """An admin cannot hand out a permission they do not hold themselves, nor, when granting
+    it through an assignment, beyond the scope tags they hold it for."""
+    for perm in perms:
+        if not actor.can(perm):
+            raise BadRequest(
+                f"You cannot grant '{perm}': you do not hold it yourself.", target=target
+            )
+        scope = actor.scope(perm)
+        if tags is not None and scope is not None and (not tags or not set(tags) <= scope):
+            raise BadRequest(
+                f"You hold '{perm}' only within your scope tags, so you can only grant it "
+                "within them.",
+                target="roleScopeTagIds",
+            )
 
 
 def create_role(session: Session, actor: Actor, data: RoleDefinitionCreate) -> RoleDefinition:
@@ -718,21 +741,43 @@ def delete_role(session: Session, actor: Actor, role_id: str) -> None:
 # --- role assignments --------------------------------------------------------------------
 
 
+def _within_scope(actor: Actor, perm: str) -> Any:
+    """A scoped admin sees only assignments it could have made: scoped, inside its tags."""
+    actor.require(perm)
+    scope = actor.scope(perm)
+    if scope is None:
+        return true()
+    link = RoleAssignmentScopeTag
+    scoped = exists().where(link.assignment_id == RoleAssignment.id)
+    foreign = exists().where(
+        link.assignment_id == RoleAssignment.id, link.tag_id.not_in(sorted(scope))
+    )
+    return and_(scoped, ~foreign)
+
+
 def assignment_statement(actor: Actor) -> Any:
-    actor.require("roles.read")
-    return select(RoleAssignment).order_by(RoleAssignment.display_name, RoleAssignment.id)
+    return (
+        select(RoleAssignment)
+        .where(_within_scope(actor, "roles.read"))
+        .order_by(RoleAssignment.display_name, RoleAssignment.id)
+    )
 
 
-def get_assignment(session: Session, actor: Actor, assignment_id: str) -> RoleAssignment:
-    actor.require("roles.read")
-    row = session.get(RoleAssignment, assignment_id)
+def get_assignment(
+    session: Session, actor: Actor, assignment_id: str, perm: str = "roles.read"
+) -> RoleAssignment:
+    row = session.scalars(
+        select(RoleAssignment).where(RoleAssignment.id == assignment_id, _within_scope(actor, perm))
+    ).first()
     if row is None:
-        raise NotFound(f"No roleAssignment with id '{assignment_id}' exists.")
+        raise NotFound(
+            f"No roleAssignment with id '{assignment_id}' exists, or you may not see it."
+        )
     return row
 
 
 def assignment_details(
-    session: Session, rows: list[RoleAssignment]
+    session: Session, rows: Sequence[RoleAssignment]
 ) -> dict[str, tuple[list[Admin], list[str]]]:
     """Members and scope tags of several assignments, in two queries."""
     ids = [r.id for r in rows]
@@ -765,7 +810,6 @@ def create_role_assignment(
             f"No role definition with id '{data.role_definition_id}' exists.",
             target="roleDefinitionId",
         )
-    _no_escalation(actor, access.role_permissions(role))
     tag_ids = list(dict.fromkeys(data.role_scope_tag_ids))
     if tag_ids:
         known = set(session.scalars(select(ScopeTag.id).where(ScopeTag.id.in_(tag_ids))))
@@ -778,6 +822,7 @@ def create_role_assignment(
             "A scoped admin can only assign roles scoped to their own scope tags.",
             target="roleScopeTagIds",
         )
+    _no_escalation(actor, access.role_permissions(role), tag_ids, target="roleDefinitionId")
     members: list[Admin] = []
     for ref in dict.fromkeys(data.members):
         admin = session.scalars(
@@ -816,14 +861,9 @@ def create_role_assignment(
 
 
 def delete_role_assignment(session: Session, actor: Actor, assignment_id: str) -> None:
-    actor.require("roles.write")
-    row = get_assignment(session, actor, assignment_id)
-    role = session.get(RoleDefinition, row.role_definition_id)
-    if (
-        role is not None
-        and role.display_name == INTUNE_ADMINISTRATOR
-        and not _other_full_admin(session, row.id)
-    ):
+    row = get_assignment(session, actor, assignment_id, "roles.write")
+    full_admin = builtin_role_id(INTUNE_ADMINISTRATOR)
+    if row.role_definition_id == full_admin and not _other_full_admin(session, row.id):
         raise Conflict(
             "This is the last assignment of Intune Administrator; removing it would leave "
             "nobody able to administer the tenant."
@@ -842,14 +882,73 @@ def delete_role_assignment(session: Session, actor: Actor, assignment_id: str) -
 
 
 def _other_full_admin(session: Session, except_assignment: str) -> bool:
+    """Whether an enabled admin keeps an unscoped Intune Administrator assignment."""
+    unscoped = ~exists().where(RoleAssignmentScopeTag.assignment_id == RoleAssignment.id)
     return bool(
         session.scalar(
             select(func.count())
             .select_from(RoleAssignment)
             .join(RoleAssignmentMember, RoleAssignmentMember.assignment_id == RoleAssignment.id)
+            .join(Admin, Admin.id == RoleAssignmentMember.admin_id)
             .where(
                 RoleAssignment.role_definition_id == builtin_role_id(INTUNE_ADMINISTRATOR),
                 RoleAssignment.id != except_assignment,
+                Admin.enabled.is_(True),
+                unscoped,
             )
         )
     )
+
+
+def set_admin_enabled(session: Session, actor: Actor, email: str, enabled: bool) -> Admin:
+    """Disable (or re-enable) an admin: a disabled admin's tokens and sessions stop working."""
+    actor.require("admins.write")
+    admin = admin_by_email(session, email)
+    if admin.enabled == enabled:
+        return admin
+    admin.enabled = enabled
+    session.flush()
+    if not enabled:
+        if not _other_full_admin(session, except_assignment=""):
+            raise Conflict(
+                f"{admin.email} is the last enabled Intune Administrator; disabling them would "
+                "leave nobody able to administer the tenant."
+            )
+        session.execute(delete(ConsoleSession).where(ConsoleSession.admin_id == admin.id))
+    audit.record(
+        session,
+        actor,
+        category="Role",
+        activity="Enable administrator" if enabled else "Disable administrator",
+        operation="Patch",
+        target_type="administrator",
+        target_id=admin.id,
+        target_name=admin.email,
+    )
+    return admin
+
+
+def revoke_api_tokens(session: Session, actor: Actor, email: str) -> int:
+    """Revoke every API token of an admin; returns how many were live."""
+    actor.require("admins.write")
+    admin = admin_by_email(session, email)
+    now = clock.now()
+    live = list(
+        session.scalars(
+            select(ApiToken).where(ApiToken.admin_id == admin.id, ApiToken.revoked_at.is_(None))
+        )
+    )
+    for token in live:
+        token.revoked_at = now
+    audit.record(
+        session,
+        actor,
+        category="Role",
+        activity="Revoke API tokens",
+        operation="Action",
+        target_type="administrator",
+        target_id=admin.id,
+        target_name=admin.email,
+        details={"revoked": len(live)},
+    )
+    return len(live)

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from aospmdm.core.config import Settings
 from aospmdm.core.errors import Forbidden
 from aospmdm.core.security import new_secret, same
 from aospmdm.tenant import service
@@ -38,7 +39,12 @@ def login_redirect(path: str) -> RedirectResponse:
 
 
 def _login_page(
-    request: Request, next_: str, email: str = "", error: str | None = None, status: int = 200
+    request: Request,
+    settings: Settings,
+    next_: str,
+    email: str = "",
+    error: str | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
     token = new_secret()
     response = render(
@@ -51,14 +57,21 @@ def _login_page(
         email=email,
         error=error,
     )
-    response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", path="/console")
+    response.set_cookie(
+        LOGIN_CSRF,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/console",
+        secure=settings.public_url.startswith("https://"),
+    )
     return response
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/console") -> HTMLResponse:
+def login_form(request: Request, settings: SettingsDep, next: str = "/console") -> HTMLResponse:
     """The sign-in form."""
-    return _login_page(request, next)
+    return _login_page(request, settings, next)
 
 
 @router.post("/login")
@@ -78,7 +91,7 @@ def login(
     result = service.sign_in(session, settings, email, password, client_address(request))
     if result.session_token is None:
         status = 429 if result.throttled else 401
-        return _login_page(request, next, email=email, error=result.error, status=status)
+        return _login_page(request, settings, next, email=email, error=result.error, status=status)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         COOKIE,

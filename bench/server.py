@@ -1,0 +1,89 @@
+"""A real aospmdm server in a subprocess, for benchmarks (loopback only)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent / "aospmdm"
+
+
+@dataclass
+class Server:
+    url: str
+    data: Path
+
+    def cli(self, *args: str) -> str:
+        env = {**os.environ, "AOSPMDM_ADMIN_PASSWORD": "benchmark password 1"}
+        out = subprocess.run(
+            [str(BIN), *args, "--data-dir", str(self.data)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        return out.stdout
+
+
+@contextmanager
+def running_server() -> Iterator[Server]:
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        data = Path(tmp) / "data"
+        env = {k: v for k, v in os.environ.items() if k != "AOSPMDM_DATABASE_URL"}
+        proc = subprocess.Popen(
+            [str(BIN), "serve", "--data-dir", str(data), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            yield Server(url=url, data=data)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def throughput(
+    call: Callable[[httpx.Client], httpx.Response], seconds: float, workers: int = 8
+) -> float:
+    """Requests per second that ``workers`` concurrent clients complete in ``seconds``."""
+    deadline = time.monotonic() + seconds
+
+    def loop() -> int:
+        n = 0
+        with httpx.Client(timeout=10) as client:
+            while time.monotonic() < deadline:
+                r = call(client)
+                if r.status_code >= 400:
+                    raise RuntimeError(f"{r.status_code}: {r.text}")
+                n += 1
+        return n
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        total = sum(pool.map(lambda _: loop(), range(workers)))
+    return total / (time.monotonic() - start)
