@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import aospmdm.tenant.models  # noqa: F401  (registers the tables)
+# Importing the models registers their tables on Base.metadata.
+import aospmdm.enrollment.models
+import aospmdm.tenant.models  # noqa: F401
 from aospmdm.core.db import Base
 
 config = context.config

@@ -18,6 +18,8 @@ from aospmdm.core.config import Settings
 from aospmdm.core.db import make_engine, make_sessionmaker, transaction
 from aospmdm.core.errors import DomainError, error_body
 from aospmdm.core.http import BodyLimit, validation_error_body
+from aospmdm.enrollment import api as enrollment_api
+from aospmdm.enrollment import pages as enrollment_pages
 from aospmdm.tenant import access, audit, service
 from aospmdm.tenant import api as tenant_api
 from aospmdm.tenant import pages as tenant_pages
@@ -66,8 +68,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return {"status": "ok"}
 
     app.include_router(tenant_api.router, tags=["tenant"])
+    app.include_router(enrollment_api.router, tags=["enrollment"])
     app.include_router(web_pages.router, include_in_schema=False)
     app.include_router(tenant_pages.router, include_in_schema=False)
+    app.include_router(enrollment_pages.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     _install_error_handlers(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from aospmdm.core import permissions
 from tests.conftest import Env
 from tests.matrix import Resource, check_resource
 
@@ -79,7 +80,11 @@ def test_role_assignments_matrix(env: Env) -> None:
             make=make,
             create_body=body,
             # granting Read Only Operator needs every read permission it carries
-            extra_permissions=["audit.read", "admins.read", "organization.read"],
+            extra_permissions=[
+                p.name
+                for p in permissions.all_permissions()
+                if p.is_read and p.name != "roles.read"
+            ],
         ),
     )
 

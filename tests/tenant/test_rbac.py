@@ -350,6 +350,28 @@ def test_scoped_admin_sees_and_deletes_only_assignments_inside_its_tags(env: Env
     assert r.status_code == 204
 
 
+def test_roles_outside_the_scope_cannot_be_assigned(env: Env) -> None:
+    env.tag("A")
+    hidden = env.call(
+        "POST", f"{DM}/roleDefinitions", json=role_body("hidden", ["audit.read"])
+    ).json()
+    scoped = env.custom_admin(["roles.read", "roles.write", "audit.read"], tags=["A"])
+    a = env.call("GET", f"{DM}/roleScopeTags").json()["value"]
+    tag_a = next(t["id"] for t in a if t["displayName"] == "A")
+    r = env.call(
+        "POST",
+        f"{DM}/roleAssignments",
+        token=scoped,
+        json={
+            "displayName": "x",
+            "roleDefinitionId": hidden["id"],
+            "members": ["root@example.com"],
+            "roleScopeTagIds": [tag_a],
+        },
+    )
+    assert r.status_code == 400 and r.json()["error"]["target"] == "roleDefinitionId"
+
+
 def test_a_permission_held_in_one_tag_cannot_be_granted_in_another(env: Env) -> None:
     a, b = env.tag("A"), env.tag("B")
     token = env.custom_admin(["roles.read", "roles.write", "audit.read"], tags=["A", "B"])
@@ -360,7 +382,7 @@ def test_a_permission_held_in_one_tag_cannot_be_granted_in_another(env: Env) -> 
         "memberUserPrincipalNames"
     ][0]
     org_reader = env.call(
-        "POST", f"{DM}/roleDefinitions", json=role_body("org reader", ["organization.read"])
+        "POST", f"{DM}/roleDefinitions", json=role_body("org reader", ["organization.read"], [a, b])
     ).json()
     r = env.call(
         "POST",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from aospmdm.cli import admin, license, scope_tag, serve
+from aospmdm.cli import admin, license, profile, scope_tag, serve, token
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.command("serve")(serve.serve)
@@ -13,6 +13,8 @@ app.command("migrate")(serve.migrate)
 app.add_typer(admin.app, name="admin")
 app.add_typer(license.app, name="license")
 app.add_typer(scope_tag.app, name="scope-tag")
+app.add_typer(profile.app, name="profile")
+app.add_typer(token.app, name="token")
 
 
 def main() -> None:

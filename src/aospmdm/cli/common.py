@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from aospmdm.core.config import Settings
@@ -34,7 +34,11 @@ def fail(message: str) -> NoReturn:
 
 
 def settings_for(data_dir: Path | None) -> Settings:
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    try:
+        settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"setting AOSPMDM_{str(first['loc'][0]).upper()}: {first['msg']}")
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -65,5 +69,7 @@ def operator_session(data_dir: Path | None) -> Iterator[Session]:
     except ValidationError as exc:
         first = exc.errors()[0]
         fail(f"{'.'.join(str(p) for p in first['loc']) or 'input'}: {first['msg']}")
+    except IntegrityError:
+        fail("the change conflicts with one made at the same moment; run the command again")
     finally:
         engine.dispose()

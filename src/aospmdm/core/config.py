@@ -31,6 +31,24 @@ class Settings(BaseSettings):
     signin_max_failures_per_account: int = Field(default=5, ge=1)
     signin_max_failures_per_address: int = Field(default=20, ge=1)
 
+    # The device agent that QR provisioning installs (Android device-owner extras).
+    agent_component: str = "org.aospmdm.agent/.AdminReceiver"
+    # Where devices download the agent APK; default: this server's agent download.
+    agent_apk_url: str | None = None
+    # SHA-256 (hex) of the agent APK's signing certificate. The default is a placeholder: no
+    # signed agent APK ships with aospmdm yet, so set the checksum of the agent you deploy,
+    # or devices refuse the download during provisioning.
+    agent_signing_cert_sha256: str = Field(
+        default="7b4d3f6c0a1e9b2d5c8f4e7a1b3d6c9e2f5a8b1c4d7e0f3a6b9c2d5e8f1a4b7c",
+        pattern=r"^[0-9a-fA-F]{64}$",
+    )
+    # Some Android builds refuse the checksum with base64 padding, others want it.
+    agent_checksum_padding: bool = False
+
+    @property
+    def resolved_agent_apk_url(self) -> str:
+        return self.agent_apk_url or f"{self.public_url.rstrip('/')}/device/v1/agent.apk"
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

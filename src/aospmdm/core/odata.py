@@ -271,7 +271,7 @@ def compile_filter(text: str, fields: Mapping[str, Field]) -> ColumnElement[bool
 def page(
     session: Session,
     stmt: Select[Any],
-    query: Query,
+    params: Mapping[str, str],
     render: Callable[[Sequence[Any]], list[dict[str, Any]]],
     next_link_base: str,
     fields: Mapping[str, Field] | None = None,
@@ -280,7 +280,9 @@ def page(
     """Run a list query with $filter/$top/$skip and return Graph's list body.
 
     ``render`` turns a page of rows into JSON objects at once, so it can fetch what the rows
-    refer to in one query per kind rather than one per row."""
+    refer to in one query per kind rather than one per row. The statement comes first, so the
+    permission check in building it answers before any complaint about the query options."""
+    query = parse_query(params)
     if query.filter:
         if not fields:
             raise BadRequest("$filter is not supported on this resource.", target="$filter")

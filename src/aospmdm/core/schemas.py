@@ -7,12 +7,16 @@ names its type, must name that type.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from aospmdm.core.errors import BadRequest
+
+# Times arrive as ISO 8601 text in JSON; strict mode would only take datetime objects.
+Timestamp = Annotated[datetime, Field(strict=False)]
 
 READ_ONLY = frozenset({"id", "createdDateTime", "lastModifiedDateTime", "isBuiltIn"})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import hmac
@@ -9,6 +10,7 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet
 
 _hasher = PasswordHasher()
 
@@ -54,3 +56,19 @@ def hash_secret(secret: str) -> str:
 
 def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _fernet(instance_key: bytes) -> Fernet:
+    # A key of its own for encryption, derived from the instance key, so that signing cookies
+    # and encrypting secrets never share one key.
+    derived = hashlib.sha256(b"aospmdm.encryption\x00" + instance_key).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def encrypt(instance_key: bytes, plain: str) -> str:
+    """Encrypt what must be shown again (the enrollment secret inside a QR code)."""
+    return _fernet(instance_key).encrypt(plain.encode()).decode()
+
+
+def decrypt(instance_key: bytes, token: str) -> str:
+    return _fernet(instance_key).decrypt(token.encode()).decode()

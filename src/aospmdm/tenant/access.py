@@ -83,25 +83,33 @@ def anonymous(address: str | None) -> Actor:
 
 
 def actor_for_admin(session: Session, admin: Admin, address: str | None) -> Actor:
-    """Collect an admin's grants over all their role assignments."""
+    """Collect an admin's grants over all their role assignments, in one query (it runs on
+    every authenticated request)."""
     rows = session.execute(
-        select(RoleAssignment.id, RoleDefinition)
+        select(
+            RoleAssignment.id,
+            RoleDefinition.is_built_in,
+            RoleDefinition.display_name,
+            RoleDefinition.permissions,
+            RoleAssignmentScopeTag.tag_id,
+        )
         .join(RoleAssignmentMember, RoleAssignmentMember.assignment_id == RoleAssignment.id)
         .join(RoleDefinition, RoleDefinition.id == RoleAssignment.role_definition_id)
+        .outerjoin(
+            RoleAssignmentScopeTag, RoleAssignmentScopeTag.assignment_id == RoleAssignment.id
+        )
         .where(RoleAssignmentMember.admin_id == admin.id)
     ).all()
+    perms_by_assignment: dict[str, list[str]] = {}
     tags_by_assignment: dict[str, set[str]] = {}
-    if rows:
-        for aid, tid in session.execute(
-            select(RoleAssignmentScopeTag.assignment_id, RoleAssignmentScopeTag.tag_id).where(
-                RoleAssignmentScopeTag.assignment_id.in_([r[0] for r in rows])
-            )
-        ):
-            tags_by_assignment.setdefault(aid, set()).add(tid)
+    for assignment_id, built_in, name, custom, tag_id in rows:
+        perms_by_assignment[assignment_id] = _permissions(built_in, name, custom)
+        if tag_id is not None:
+            tags_by_assignment.setdefault(assignment_id, set()).add(tag_id)
     grants: dict[str, frozenset[str] | None] = {}
-    for assignment_id, role in rows:
+    for assignment_id, perms in perms_by_assignment.items():
         tags = tags_by_assignment.get(assignment_id)
-        for perm in role_permissions(role):
+        for perm in perms:
             if tags is None or grants.get(perm, frozenset()) is None:
                 grants[perm] = None
             else:
@@ -110,9 +118,13 @@ def actor_for_admin(session: Session, admin: Admin, address: str | None) -> Acto
 
 
 def role_permissions(role: RoleDefinition) -> list[str]:
-    if role.is_built_in:
-        return sorted(permissions.builtin_role_permissions(role.display_name))
-    return sorted(p for p in role.permissions if permissions.is_permission(p))
+    return _permissions(role.is_built_in, role.display_name, role.permissions)
+
+
+def _permissions(built_in: bool, name: str, custom: list[str]) -> list[str]:
+    if built_in:
+        return sorted(permissions.builtin_role_permissions(name))
+    return sorted(p for p in custom if permissions.is_permission(p))
 
 
 # --- the scope-tag mechanism ------------------------------------------------------------

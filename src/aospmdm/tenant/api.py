@@ -48,8 +48,8 @@ def organization_json(org: Organization) -> dict[str, Any]:
 @router.get("/organization")
 def list_organization(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """The one organization of this installation."""
-    parse_query(request.query_params)
     actor.require("organization.read")
+    parse_query(request.query_params)
     return {"value": [organization_json(service.organization(session))]}
 
 
@@ -78,8 +78,8 @@ def set_mdm_authority(org_id: str, session: SessionDep, actor: ActorDep) -> Resp
 @router.get("/subscribedSkus")
 def subscribed_skus(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """Device licenses: the seats (prepaidUnits.enabled) and how many enrolled devices use."""
-    parse_query(request.query_params)
     actor.require("organization.read")
+    parse_query(request.query_params)
     org = service.organization(session)
     return {
         "value": [
@@ -107,8 +107,8 @@ def subscribed_skus(request: Request, session: SessionDep, actor: ActorDep) -> d
 @router.get(DM + "/resourceOperations")
 def resource_operations(request: Request, actor: ActorDep) -> dict[str, Any]:
     """Every permission a custom role can hold."""
-    parse_query(request.query_params)
     actor.require("roles.read")
+    parse_query(request.query_params)
     return {
         "value": [
             {
@@ -158,11 +158,10 @@ def _role_out(session: Session, role: RoleDefinition) -> dict[str, Any]:
 @router.get(DM + "/roleDefinitions")
 def list_roles(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """Built-in and custom roles, with their permissions."""
-    query = parse_query(request.query_params)
     return page(
         session,
         service.role_statement(actor),
-        query,
+        request.query_params,
         lambda rows: _roles_json(session, rows),
         _list_base(request),
     )
@@ -222,11 +221,10 @@ def _assignments_json(session: Session, rows: Sequence[RoleAssignment]) -> list[
 @router.get(DM + "/roleAssignments")
 def list_assignments(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """Who holds which role, scoped to which tags."""
-    query = parse_query(request.query_params)
     return page(
         session,
         service.assignment_statement(actor),
-        query,
+        request.query_params,
         lambda rows: _assignments_json(session, rows),
         _list_base(request),
     )
@@ -271,11 +269,10 @@ def tag_json(tag: ScopeTag) -> dict[str, Any]:
 @router.get(DM + "/roleScopeTags")
 def list_tags(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """Scope tags; Default (id "0") always exists."""
-    query = parse_query(request.query_params)
     return page(
         session,
         service.list_scope_tags(session, actor),
-        query,
+        request.query_params,
         lambda rows: [tag_json(t) for t in rows],
         _list_base(request),
     )
@@ -314,11 +311,10 @@ def delete_tag(tag_id: str, session: SessionDep, actor: ActorDep) -> Response:
 @router.get(DM + "/auditEvents")
 def list_audit(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """The audit log, newest first. $filter on activityDateTime, category, actor/…, $top."""
-    query = parse_query(request.query_params)
     return page(
         session,
         audit.list_statement(actor),
-        query,
+        request.query_params,
         lambda rows: [audit.to_graph(e) for e in rows],
         _list_base(request),
         fields=audit.FILTER_FIELDS,

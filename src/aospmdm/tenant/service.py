@@ -9,12 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, true
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aospmdm.core import clock, permissions
 from aospmdm.core.config import Settings
-from aospmdm.core.db import transaction
+from aospmdm.core.db import serialize_setup, transaction
 from aospmdm.core.errors import BadRequest, Conflict, NotFound
 from aospmdm.core.permissions import (
     BUILTIN_ROLES,
@@ -104,20 +103,18 @@ def bootstrap(session: Session) -> None:
 
 
 def ensure_bootstrapped(factory: sessionmaker[Session]) -> None:
-    """Bootstrap in its own transaction; if another process starting on the same empty
-    database made the rows first, the retry finds them."""
-    try:
-        with transaction(factory) as session:
-            bootstrap(session)
-    except IntegrityError:
-        with transaction(factory) as session:
-            bootstrap(session)
+    """Bootstrap in its own transaction, under the setup lock: processes starting together
+    on an empty database make the rows once."""
+    with transaction(factory) as session:
+        serialize_setup(session)
+        bootstrap(session)
 
 
 def ensure_first_admin(session: Session) -> tuple[str, str] | None:
     """On first start, create an Intune Administrator with a random password.
 
     Returns (email, password) once, when it creates the admin; None ever after."""
+    serialize_setup(session)
     if session.scalar(select(func.count()).select_from(Admin)) != 0:
         return None
     password = new_password()
@@ -329,16 +326,18 @@ def create_api_token(session: Session, actor: Actor, email: str, name: str) -> s
 
 def admin_for_token(session: Session, token: str) -> Admin | None:
     """The enabled admin holding an unrevoked API token, or None."""
-    row = session.scalars(
-        select(ApiToken).where(
-            ApiToken.token_hash == hash_secret(token), ApiToken.revoked_at.is_(None)
+    found = session.execute(
+        select(ApiToken, Admin)
+        .join(Admin, Admin.id == ApiToken.admin_id)
+        .where(
+            ApiToken.token_hash == hash_secret(token),
+            ApiToken.revoked_at.is_(None),
+            Admin.enabled.is_(True),
         )
     ).first()
-    if row is None:
+    if found is None:
         return None
-    admin = session.get(Admin, row.admin_id)
-    if admin is None or not admin.enabled:
-        return None
+    row, admin = found
     now = clock.now()
     # Write the last-use time at most once a minute: a write per API call would cost more.
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
@@ -804,13 +803,20 @@ def create_role_assignment(
     session: Session, actor: Actor, data: RoleAssignmentCreate
 ) -> RoleAssignment:
     actor.require("roles.write")
-    role = session.get(RoleDefinition, data.role_definition_id)
-    if role is None:
+    try:
+        role = get_role(session, actor, data.role_definition_id, "roles.write")
+    except NotFound:
         raise BadRequest(
-            f"No role definition with id '{data.role_definition_id}' exists.",
+            f"No role definition with id '{data.role_definition_id}' exists, or you may not "
+            "see it.",
             target="roleDefinitionId",
-        )
+        ) from None
     tag_ids = list(dict.fromkeys(data.role_scope_tag_ids))
+    if len(tag_ids) > access.MAX_TAGS_PER_OBJECT:
+        raise BadRequest(
+            f"A role assignment can hold at most {access.MAX_TAGS_PER_OBJECT} scope tags.",
+            target="roleScopeTagIds",
+        )
     if tag_ids:
         known = set(session.scalars(select(ScopeTag.id).where(ScopeTag.id.in_(tag_ids))))
         missing = [t for t in tag_ids if t not in known]

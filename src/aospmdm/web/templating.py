@@ -18,7 +18,7 @@ templates.env.filters["iso"] = clock.iso
 # (label, path or None until the feature that serves it exists)
 NAV: list[tuple[str, str | None]] = [
     ("Home", "/console"),
-    ("Devices", None),
+    ("Devices", "/console/devices"),
     ("Groups", None),
     ("Apps", None),
     ("Policies", None),

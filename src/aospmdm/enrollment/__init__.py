@@ -1,0 +1,1 @@
+"""Enrollment: profiles, their tokens, the provisioning payload and its QR code."""
