@@ -50,7 +50,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pg_database() -> Iterator[str]:
     if not PG_URL:
         pytest.skip("PostgreSQL half: set AOSPMDM_TEST_DATABASE_URL (CI does)")
-    name = f"aospmdm_test_{_worker()}"
+    # The pid keeps two test runs on one PostgreSQL server (a developer and CI) apart.
+    name = f"aospmdm_test_{_worker()}_{os.getpid()}"
     admin_engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin_engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

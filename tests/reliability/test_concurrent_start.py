@@ -24,7 +24,7 @@ WORKERS = 6
 def test_workers_starting_together_bootstrap_once(tmp_path: Path) -> None:
     assert PG_URL
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = "aospmdm_concurrent_start"
+    name = f"aospmdm_concurrent_start_{os.getpid()}"
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -598,11 +598,7 @@ def replace_token(
     try:
         with session.begin_nested():
             expires = token_expiry(token_expiration.strip())
-            # Graph's createToken takes seconds: the expiry lands within a second of the
-            # chosen time (never past that day, never over 90 days).
-            seconds = round((expires - clock.now()).total_seconds())
-            seconds = min(max(seconds, 1), MAX_TOKEN_SECONDS)
-            service.create_token(session, settings, console.actor, profile.id, seconds)
+            service.replace_token(session, settings, console.actor, profile.id, expires)
     except DomainError as exc:
         _reraise_refusal(exc)
         return _replace_page(request, session, console, profile, token_expiration, exc)

@@ -461,15 +461,26 @@ def _issue_token(
 def create_token(
     session: Session, settings: Settings, actor: Actor, profile_id: str, seconds: int
 ) -> EnrollmentToken:
-    """A new token (replacing the current one: the old QR stops enrolling at once)."""
+    """Graph's createToken: a new token valid for ``seconds``, replacing the current one."""
     actor.require(WRITE)
-    profile = get_profile(session, actor, profile_id, WRITE)
+    get_profile(session, actor, profile_id, WRITE)
     if not 1 <= seconds <= MAX_TOKEN_SECONDS:
         raise BadRequest(
             f"tokenValidityInSeconds must be between 1 and {MAX_TOKEN_SECONDS} (90 days).",
             target="tokenValidityInSeconds",
         )
-    return _issue_token(session, settings, actor, profile, clock.now() + timedelta(seconds=seconds))
+    expires_at = clock.now() + timedelta(seconds=seconds)
+    return replace_token(session, settings, actor, profile_id, expires_at)
+
+
+def replace_token(
+    session: Session, settings: Settings, actor: Actor, profile_id: str, expires_at: datetime
+) -> EnrollmentToken:
+    """A new token until ``expires_at`` (at most 90 days on): the old QR stops enrolling at
+    once; devices already enrolled are not touched."""
+    actor.require(WRITE)
+    profile = get_profile(session, actor, profile_id, WRITE)
+    return _issue_token(session, settings, actor, profile, check_expiry(expires_at))
 
 
 def revoke_token(session: Session, actor: Actor, profile_id: str) -> None:
