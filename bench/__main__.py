@@ -10,7 +10,7 @@ import bench
 
 def main() -> None:
     for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):
-        if info.name.startswith("bench_"):
+        if info.name not in ("server", "__main__"):
             importlib.import_module(f"bench.{info.name}").main()
 
 

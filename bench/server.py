@@ -23,9 +23,11 @@ BIN = Path(sys.executable).parent / "aospmdm"
 class Server:
     url: str
     data: Path
+    pid: int
+    env: dict[str, str]
 
     def cli(self, *args: str) -> str:
-        env = {**os.environ, "AOSPMDM_ADMIN_PASSWORD": "benchmark password 1"}
+        env = {**self.env, "AOSPMDM_ADMIN_PASSWORD": "benchmark password 1"}
         out = subprocess.run(
             [str(BIN), *args, "--data-dir", str(self.data)],
             capture_output=True,
@@ -37,13 +39,18 @@ class Server:
 
 
 @contextmanager
-def running_server() -> Iterator[Server]:
+def running_server(keep_database_url: bool = False) -> Iterator[Server]:
+    """A fresh server on SQLite in a temporary data directory, or, with
+    ``keep_database_url``, on the database AOSPMDM_DATABASE_URL names."""
     with tempfile.TemporaryDirectory() as tmp, socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
         data = Path(tmp) / "data"
-        env = {k: v for k, v in os.environ.items() if k != "AOSPMDM_DATABASE_URL"}
+        env = {
+            k: v for k, v in os.environ.items() if keep_database_url or k != "AOSPMDM_DATABASE_URL"
+        }
+        env["AOSPMDM_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen(
             [str(BIN), "serve", "--data-dir", str(data), "--port", str(port)],
             stdout=subprocess.DEVNULL,
@@ -61,7 +68,7 @@ def running_server() -> Iterator[Server]:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.1)
-            yield Server(url=url, data=data)
+            yield Server(url=url, data=data, pid=proc.pid, env=env)
         finally:
             proc.terminate()
             proc.wait(timeout=10)

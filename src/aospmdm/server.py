@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,8 +22,13 @@ from aospmdm.core.config import Settings
 from aospmdm.core.db import make_engine, make_sessionmaker, transaction
 from aospmdm.core.errors import DomainError, error_body
 from aospmdm.core.http import BodyLimit, validation_error_body
+from aospmdm.core.jobs import Job, run_forever
+from aospmdm.devices import api as devices_api
+from aospmdm.devices import pages as devices_pages
 from aospmdm.enrollment import api as enrollment_api
 from aospmdm.enrollment import pages as enrollment_pages
+from aospmdm.sync import api as sync_api
+from aospmdm.sync import service as sync_service
 from aospmdm.tenant import access, audit, service
 from aospmdm.tenant import api as tenant_api
 from aospmdm.tenant import pages as tenant_pages
@@ -51,7 +60,20 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings.instance_key  # noqa: B018  (made now, not at the first sign-in)
     service.ensure_bootstrapped(sessions)
 
+    jobs = [Job("prune request nonces", 300, sync_service.prune_nonces)]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(run_forever(sessions, jobs))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app = FastAPI(
+        lifespan=lifespan,
         title="aospmdm",
         version=__version__,
         description="Graph-shaped admin API of aospmdm. See docs/api.md.",
@@ -69,9 +91,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     app.include_router(tenant_api.router, tags=["tenant"])
     app.include_router(enrollment_api.router, tags=["enrollment"])
+    app.include_router(devices_api.router, tags=["devices"])
+    app.include_router(sync_api.router, tags=["device protocol"])
     app.include_router(web_pages.router, include_in_schema=False)
     app.include_router(tenant_pages.router, include_in_schema=False)
     app.include_router(enrollment_pages.router, include_in_schema=False)
+    app.include_router(devices_pages.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     _install_error_handlers(app)
@@ -84,7 +109,8 @@ def _is_console(request: Request) -> bool:
 
 
 def _audit_refusal(request: Request, exc: DomainError) -> None:
-    """401s and 403s are audited, in their own transaction: the request's rolled back."""
+    """401s and 403s, and every refusal of the device API, are audited in their own
+    transaction: the request's rolled back."""
     actor = getattr(request.state, "actor", None) or access.anonymous(client_address(request))
     try:
         with transaction(request.app.state.sessions) as session:
@@ -104,11 +130,12 @@ def _audit_refusal(request: Request, exc: DomainError) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     def domain_error(request: Request, exc: DomainError) -> Response:
-        if exc.status in (401, 403):
+        if exc.status in (401, 403) or request.url.path.startswith("/device/"):
             _audit_refusal(request, exc)
         if _is_console(request):
             return _console_error(request, exc.status, exc.message)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        bearer = exc.status == 401 and not request.url.path.startswith("/device/")
+        headers = {"WWW-Authenticate": "Bearer"} if bearer else None
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(SignInRequired)

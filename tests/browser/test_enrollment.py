@@ -7,16 +7,13 @@ Same Chromium and skip rules as test_console.py, whose server and browser fixtur
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import PIL.Image
 import pytest
-import zxingcpp
 
 from tests.browser.test_console import (  # noqa: F401  (fixtures, found by name)
     Server,
@@ -26,6 +23,7 @@ from tests.browser.test_console import (  # noqa: F401  (fixtures, found by name
     server,
     sign_in,
 )
+from tests.qr import decode_qr
 
 pytestmark = pytest.mark.browser
 
@@ -45,9 +43,7 @@ def _qr_text(tab: Any) -> str:
     img = tab.locator("img#qr")
     assert img.evaluate("i => i.naturalWidth") > 0, "the QR image did not load"
     shot = img.screenshot()
-    found = zxingcpp.read_barcodes(PIL.Image.open(io.BytesIO(shot)))
-    assert len(found) == 1, "no QR code in the screenshot"
-    return str(found[0].text)
+    return str(decode_qr(shot).text)
 
 
 def test_create_view_export_replace_revoke(

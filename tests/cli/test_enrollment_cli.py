@@ -14,9 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import PIL.Image
 import pytest
-import zxingcpp
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner, Result
 
@@ -28,6 +26,7 @@ from aospmdm.enrollment import provisioning
 from aospmdm.server import create_app
 from aospmdm.tenant import access
 from aospmdm.tenant import service as tenant
+from tests.qr import decode_qr
 
 PUBLIC_URL = "https://mdm.example.com"
 PASSWORD = "correct horse battery staple"
@@ -131,10 +130,7 @@ def listed(data_dir: Path) -> dict[str, list[str]]:
 
 
 def decode_png(path: Path) -> str:
-    with PIL.Image.open(path) as image:
-        found = zxingcpp.read_barcodes(image)
-    assert len(found) == 1, found
-    return str(found[0].text)
+    return str(decode_qr(path).text)
 
 
 def parse_time(text: str) -> datetime:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import base64
-import io
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import PIL.Image
 import pytest
 import time_machine
-import zxingcpp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +17,7 @@ from aospmdm.core import clock
 from aospmdm.enrollment import provisioning
 from tests.conftest import Env
 from tests.matrix import Resource, check_resource
+from tests.qr import decode_qr
 
 P = "/beta/deviceManagement/androidDeviceOwnerEnrollmentProfiles"
 X = "android.app.extra."
@@ -49,9 +47,7 @@ def create(env: Env, token: str = "full", **fields: Any) -> dict[str, Any]:
 
 
 def decode_png(png: bytes) -> str:
-    found = zxingcpp.read_barcodes(PIL.Image.open(io.BytesIO(png)))
-    assert len(found) == 1
-    return str(found[0].text)
+    return str(decode_qr(png).text)
 
 
 def test_profiles_need_the_mdm_authority(env: Env) -> None:
@@ -408,5 +404,4 @@ def test_non_ascii_ssid_is_utf8_in_the_qr(ready: Env, ssid: str) -> None:
     text = base64.b64decode(p["qrCodeContent"]).decode()
     assert ssid in text
     png = ready.call("GET", f"{P}/{p['id']}/qrCode.png").content
-    found = zxingcpp.read_barcodes(PIL.Image.open(io.BytesIO(png)))
-    assert found[0].bytes == text.encode("utf-8")
+    assert decode_qr(png).bytes == text.encode("utf-8")

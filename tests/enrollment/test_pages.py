@@ -5,19 +5,17 @@ export), Replace and Revoke token, edit, delete, and RBAC on every page."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import PIL.Image
 import pytest
-import zxingcpp
 
 from aospmdm.core import clock
 from tests.conftest import PASSWORD, Env
+from tests.qr import decode_qr
 from tests.web.test_sign_in import csrf, sign_in
 
 API = "/beta/deviceManagement/androidDeviceOwnerEnrollmentProfiles"
@@ -54,9 +52,7 @@ def post(client: Any, path: str, **fields: Any) -> httpx.Response:
 
 
 def decode_png(png: bytes) -> str:
-    found = zxingcpp.read_barcodes(PIL.Image.open(io.BytesIO(png)))
-    assert len(found) == 1
-    return str(found[0].text)
+    return str(decode_qr(png).text)
 
 
 def profiles(env: Env) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.reliability.test_crash import BIN, free_port
+from tests.servers import BIN, free_port
 
 pytestmark = pytest.mark.reliability
 PG_URL = os.environ.get("AOSPMDM_TEST_DATABASE_URL")

@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,43 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import cli, free_port, start
+
 pytestmark = pytest.mark.reliability
-BIN = Path(sys.executable).parent / "aospmdm"
 ROUNDS = int(os.environ.get("AOSPMDM_CRASH_ROUNDS", "4"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(data: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [str(BIN), "serve", "--data-dir", str(data), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("server did not start")
-
-
-def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AOSPMDM_ADMIN_PASSWORD": "reliability password 1"}
-    return subprocess.run(
-        [str(BIN), *args, "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
 
 
 def test_sigkill_mid_write_leaves_a_consistent_database(tmp_path: Path) -> None:

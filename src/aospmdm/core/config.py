@@ -45,6 +45,23 @@ class Settings(BaseSettings):
     # Some Android builds refuse the checksum with base64 padding, others want it.
     agent_checksum_padding: bool = False
 
+    # Agents older than this cannot enroll or check in: they are told to update (426).
+    minimum_agent_version: str = Field(default="24.7.0", pattern=r"^\d+\.\d+\.\d+$")
+    # The required apps every device installs and opens at enrollment (until the app catalog
+    # takes them over): package, version name and version code of each.
+    agent_package: str = "org.aospmdm.agent"
+    agent_version_name: str = "24.9.0"
+    agent_version_code: int = 240900
+    authenticator_package: str = "org.aospmdm.authenticator"
+    authenticator_version_name: str = "6.2409.1"
+    authenticator_version_code: int = 62409010
+    portal_package: str = "org.aospmdm.portal"
+    portal_version_name: str = "5.0.6300"
+    portal_version_code: int = 5006300
+    # Where devices download the authenticator and the portal; default: this server.
+    authenticator_apk_url: str | None = None
+    portal_apk_url: str | None = None
+
     @property
     def resolved_agent_apk_url(self) -> str:
         return self.agent_apk_url or f"{self.public_url.rstrip('/')}/device/v1/agent.apk"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     DateTime,
     Engine,
     MetaData,
@@ -58,6 +60,15 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
+# The check-in path runs Core statements on a plain Connection (no ORM unit of work); the
+# functions it shares with ORM code accept either.
+Executor = Session | Connection
+
+
+def dialect_name(db: Executor) -> str:
+    return db.dialect.name if isinstance(db, Connection) else db.get_bind().dialect.name
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 
@@ -83,11 +94,28 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
+        # SQLite has one writer. Threads of this process queue on a lock for their turn,
+        # instead of SQLite's busy handler, which polls with sleeps of up to 100 ms and so
+        # turns contention into long tails. Other processes (the CLI) still meet the busy
+        # timeout. The lock is held from BEGIN until the connection returns to the pool,
+        # which is after COMMIT or ROLLBACK.
+        turn = threading.Lock()
+
         # Take the write lock when the transaction starts: a deferred transaction that later
         # writes can fail with SQLITE_BUSY without waiting, while BEGIN IMMEDIATE waits its turn.
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
+            record = conn.connection._connection_record
+            if record is not None and not record.info.get("turn"):
+                if not turn.acquire(timeout=60):
+                    raise TimeoutError("waited 60 s for the database")
+                record.info["turn"] = True
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        @event.listens_for(engine.pool, "checkin")
+        def _checkin(_dbapi_conn: Any, record: Any) -> None:
+            if record is not None and record.info.pop("turn", False):
+                turn.release()
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -5,6 +5,8 @@ outside them only letters, digits and hyphens."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import datetime
 
 from aospmdm.core.errors import BadRequest
 
@@ -48,3 +50,42 @@ def _literal(text: str, offset: int) -> None:
         "template: outside its {{TOKENS}} use only letters, digits and hyphens.",
         target=FIELD,
     )
+
+
+def render(
+    template: str | None,
+    *,
+    serial: str,
+    device_type: str,
+    enrolled_at: datetime,
+    rand: Callable[[int], str],
+) -> str:
+    """The name of a newly enrolled device: the template with its tokens filled in (keeping
+    only letters, digits and hyphens from the device's values), or Intune's default
+    ``AndroidAOSP_<date>_<time>`` when the profile has no template."""
+    if not template:
+        hour = enrolled_at.hour % 12 or 12
+        half = "AM" if enrolled_at.hour < 12 else "PM"
+        return (
+            f"AndroidAOSP_{enrolled_at.month}/{enrolled_at.day}/{enrolled_at.year}_"
+            f"{hour}:{enrolled_at.minute:02d} {half}"
+        )
+    clean_serial = _clean(serial)
+    values = {
+        "SERIAL": clean_serial,
+        "SERIALLAST4DIGITS": clean_serial[-4:],
+        "DEVICETYPE": _clean(device_type),
+        "ENROLLMENTDATETIME": enrolled_at.strftime("%Y%m%d%H%M%S"),
+    }
+
+    def fill(m: re.Match[str]) -> str:
+        token = m.group(1)
+        if token.startswith("RAND:"):
+            return rand(int(token[5:]))
+        return values[token]
+
+    return _PART.sub(fill, template)[:MAX_LENGTH] or "AndroidAOSP"
+
+
+def _clean(text: str) -> str:
+    return "".join(c for c in text if c.isascii() and (c.isalnum() or c == "-"))

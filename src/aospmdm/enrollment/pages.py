@@ -337,13 +337,7 @@ def _attachment(filename: str) -> str:
     return header
 
 
-# --- Devices and the profile list ---------------------------------------------------------
-
-
-@router.get("", response_class=HTMLResponse)
-def devices(request: Request, console: ConsoleDep) -> HTMLResponse:
-    """Devices: the way to enrollment."""
-    return render(request, "devices_index.html", console=console, section=SECTION, base=BASE)
+# --- the profile list (the Devices overview, devices/pages.py, links here) ------------------
 
 
 @router.get("/enrollment/aosp-userless", response_class=HTMLResponse)

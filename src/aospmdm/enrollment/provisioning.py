@@ -12,12 +12,9 @@ from typing import Any
 
 import segno
 
+from aospmdm import protocol as p
 from aospmdm.core.config import Settings
 
-EXTRA = "android.app.extra."
-SERVER_URL = "aospmdm.serverUrl"
-ENROLLMENT_TOKEN = "aospmdm.enrollmentToken"
-PROFILE_ID = "aospmdm.profileId"
 _QR_SECURITY = {"none": "NONE", "wpa": "WPA", "wep": "WEP"}
 
 
@@ -39,24 +36,22 @@ def signature_checksum(settings: Settings) -> str:
 def payload(settings: Settings, profile_id: str, secret: str, wifi: Wifi | None) -> dict[str, Any]:
     """The provisioning extras for one profile's current token."""
     extras: dict[str, Any] = {
-        EXTRA + "PROVISIONING_DEVICE_ADMIN_COMPONENT_NAME": settings.agent_component,
-        EXTRA + "PROVISIONING_DEVICE_ADMIN_PACKAGE_DOWNLOAD_LOCATION": (
-            settings.resolved_agent_apk_url
-        ),
-        EXTRA + "PROVISIONING_DEVICE_ADMIN_SIGNATURE_CHECKSUM": signature_checksum(settings),
-        EXTRA + "PROVISIONING_SKIP_ENCRYPTION": False,
-        EXTRA + "PROVISIONING_LEAVE_ALL_SYSTEM_APPS_ENABLED": True,
+        p.ADMIN_COMPONENT: settings.agent_component,
+        p.PACKAGE_DOWNLOAD_LOCATION: settings.resolved_agent_apk_url,
+        p.SIGNATURE_CHECKSUM: signature_checksum(settings),
+        p.SKIP_ENCRYPTION: False,
+        p.LEAVE_ALL_SYSTEM_APPS_ENABLED: True,
     }
     if wifi is not None:
-        extras[EXTRA + "PROVISIONING_WIFI_SSID"] = wifi.ssid
-        extras[EXTRA + "PROVISIONING_WIFI_HIDDEN"] = wifi.hidden
-        extras[EXTRA + "PROVISIONING_WIFI_SECURITY_TYPE"] = _QR_SECURITY[wifi.security]
+        extras[p.WIFI_SSID] = wifi.ssid
+        extras[p.WIFI_HIDDEN] = wifi.hidden
+        extras[p.WIFI_SECURITY_TYPE] = _QR_SECURITY[wifi.security]
         if wifi.security != "none" and wifi.password:
-            extras[EXTRA + "PROVISIONING_WIFI_PASSWORD"] = wifi.password
-    extras[EXTRA + "PROVISIONING_ADMIN_EXTRAS_BUNDLE"] = {
-        SERVER_URL: settings.public_url.rstrip("/"),
-        ENROLLMENT_TOKEN: secret,
-        PROFILE_ID: profile_id,
+            extras[p.WIFI_PASSWORD] = wifi.password
+    extras[p.ADMIN_EXTRAS_BUNDLE] = {
+        p.SERVER_URL: settings.public_url.rstrip("/"),
+        p.ENROLLMENT_TOKEN: secret,
+        p.PROFILE_ID: profile_id,
     }
     return extras
 

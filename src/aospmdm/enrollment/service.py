@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from aospmdm.core import clock, permissions
 from aospmdm.core.config import Settings
-from aospmdm.core.errors import BadRequest, Conflict
+from aospmdm.core.errors import BadRequest, Conflict, Forbidden
 from aospmdm.core.permissions import POLICY_AND_PROFILE_MANAGER, Permission
 from aospmdm.core.security import decrypt, encrypt, hash_secret, new_secret
+from aospmdm.devices import service as devices
 from aospmdm.enrollment import device_names, provisioning
 from aospmdm.enrollment.models import EnrollmentProfile, EnrollmentToken
 from aospmdm.enrollment.schemas import MAX_TOKEN_SECONDS, ProfileCreate, ProfileUpdate
@@ -321,6 +322,9 @@ def update_profile(
         profile.name_key = _check_name(session, data.display_name, except_id=profile.id)
         if data.display_name != profile.display_name:
             changes["displayName"] = {"old": profile.display_name, "new": data.display_name}
+            changes["devicesRenamed"] = devices.rename_profile(
+                session, profile.id, data.display_name
+            )
         profile.display_name = data.display_name
     if "description" in given:
         profile.description = data.description or ""
@@ -503,4 +507,71 @@ def revoke_token(session: Session, actor: Actor, profile_id: str) -> None:
         target_id=profile.id,
         target_name=profile.display_name,
         details={"tokenValue": token.value},
+    )
+
+
+# --- enrolling a device (called by sync's enroll use case) ---------------------------------
+
+
+def token_for_enrollment(
+    session: Session, secret: str
+) -> tuple[EnrollmentProfile, EnrollmentToken]:
+    """The profile an enrollment secret enrolls into, or the refusal that says why not."""
+    token = session.scalars(
+        select(EnrollmentToken).where(EnrollmentToken.secret_hash == hash_secret(secret))
+    ).first()
+    if token is None:
+        if session.scalars(
+            select(EnrollmentToken.id).where(EnrollmentToken.value == secret.strip())
+        ).first():
+            raise BadRequest(
+                "This is the plain-text token: it cannot enroll a device. Scan the profile's QR "
+                "code, or use its exported JSON.",
+                code="tokenIsPlainText",
+            )
+        raise Forbidden(
+            "This enrollment token is not known. Scan the profile's current QR code.",
+            code="tokenUnknown",
+        )
+    profile = session.get(EnrollmentProfile, token.profile_id) if token.profile_id else None
+    if profile is None or token.revoked_at is not None or profile.current_token_id != token.id:
+        raise Forbidden(
+            "This enrollment token was revoked or replaced. Ask your admin for the profile's "
+            "current QR code.",
+            code="tokenRevoked",
+        )
+    if token.expires_at <= clock.now():
+        raise Forbidden(
+            f"This enrollment token expired at {clock.iso(token.expires_at)}. Ask your admin "
+            "to replace the token.",
+            code="tokenExpired",
+        )
+    return profile, token
+
+
+def count_enrollment(session: Session, profile: EnrollmentProfile, token: EnrollmentToken) -> None:
+    """Count one enrollment with the token, atomically within its usage limit."""
+    result = session.execute(
+        update(EnrollmentToken)
+        .where(
+            EnrollmentToken.id == token.id,
+            or_(
+                EnrollmentToken.usage_limit.is_(None),
+                EnrollmentToken.usage_count < EnrollmentToken.usage_limit,
+            ),
+        )
+        .values(usage_count=EnrollmentToken.usage_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(result, "rowcount", 0):
+        raise Forbidden(
+            f"This enrollment token reached its limit of {token.usage_limit} devices. Ask your "
+            "admin to replace the token or raise the limit.",
+            code="tokenUsageLimitReached",
+        )
+    session.execute(
+        update(EnrollmentProfile)
+        .where(EnrollmentProfile.id == profile.id)
+        .values(enrolled_device_count=EnrollmentProfile.enrolled_device_count + 1)
+        .execution_options(synchronize_session=False)
     )

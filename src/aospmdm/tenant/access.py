@@ -266,3 +266,11 @@ def untag(session: Session, model: Any, obj_id: str) -> None:
 def _write(session: Session, model: Any, obj_id: str, tag_ids: Sequence[str]) -> None:
     session.add_all(ScopeTagLink(kind=_kind(model), object_id=obj_id, tag_id=t) for t in tag_ids)
     session.flush()
+
+
+def copy_tags(session: Session, from_model: Any, from_id: str, to_model: Any, to_id: str) -> None:
+    """Give a new object the tags of another, as a device inherits its enrollment profile's.
+
+    No actor is involved: the server does this on the device's behalf."""
+    tags = tags_of(session, from_model, [from_id])[from_id] or [DEFAULT_SCOPE_TAG_ID]
+    _write(session, to_model, to_id, tags)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, true
+from sqlalchemy import and_, delete, exists, func, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aospmdm.core import clock, permissions
@@ -213,6 +213,17 @@ def set_license_count(session: Session, actor: Actor, count: int) -> None:
         target_name=org.display_name,
         details={"licenses": {"old": old, "new": count}},
     )
+
+
+def consume_license(session: Session) -> bool:
+    """Take one device license, atomically: False when none is free (no race between two
+    enrollments can overdraw the count)."""
+    result = session.execute(
+        update(Organization)
+        .where(Organization.licenses_consumed < Organization.license_count)
+        .values(licenses_consumed=Organization.licenses_consumed + 1)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 # --- admins and credentials ----------------------------------------------------------------

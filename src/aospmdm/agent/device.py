@@ -1,0 +1,357 @@
+"""The simulated AOSP device: its hardware, what enrollment gave it, its key and its apps.
+
+A device with a state directory keeps them there, so that each CLI command picks up where the
+last one left off:
+
+- ``hardware.json``: what a factory reset does not touch (the serial number, the model and
+  firmware, and the counters a real device keeps in hardware: reboots, factory resets);
+- ``state.json``: everything a factory reset erases (the enrollment, the Wi-Fi network,
+  installed apps other than the system ones, the lock and the passcode);
+- ``device-key.pem``: the device's private key, created at enrollment (the Android keystore's
+  job on a real device), erased by a factory reset.
+
+The fleet simulator runs devices without a directory: their state lives in memory only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from aospmdm import protocol as p
+
+from . import AgentError
+
+STATE_FILE = "state.json"
+HARDWARE_FILE = "hardware.json"
+KEY_FILE = "device-key.pem"
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _system_app(package: str, version_name: str, version_code: int, name: str) -> p.InstalledApp:
+    return p.InstalledApp(
+        package_name=package,
+        version_name=version_name,
+        version_code=version_code,
+        display_name=name,
+    )
+
+
+# What the firmware ships with; a factory reset brings these back as they were.
+SYSTEM_APPS: tuple[p.InstalledApp, ...] = (
+    _system_app("com.android.settings", "11", 30, "Settings"),
+    _system_app("com.android.camera2", "2.0.002", 20002, "Camera"),
+    _system_app("com.android.documentsui", "11", 30, "Files"),
+    _system_app("com.android.webview", "83.0.4103.120", 410312001, "Android System WebView"),
+)
+
+
+class _StateFile(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=True
+    )
+
+
+class Hardware(_StateFile):
+    """What survives a factory reset."""
+
+    serial: str = Field(min_length=1, max_length=128)
+    manufacturer: str = "RealWear"
+    model: str = "Navigator 500"
+    os_version: str = "11"
+    security_patch: str = "2024-05-05"
+    reboot_count: int = Field(default=0, ge=0)
+    factory_resets: int = Field(default=0, ge=0)
+
+
+class Enrollment(_StateFile):
+    """What a factory reset erases: a freshly reset device has exactly these defaults."""
+
+    enrolled: bool = False
+    device_id: str | None = None
+    device_name: str | None = None
+    server_url: str | None = None
+    profile_id: str | None = None
+    private_key_file: str | None = None
+    agent_version: str | None = None
+    wifi_ssid: str | None = None
+    installed_apps: list[p.InstalledApp] = Field(default_factory=lambda: list(SYSTEM_APPS))
+    # The hash of the app list the server last accepted, and whether it asked for the list.
+    acked_apps_hash: str | None = None
+    send_installed_apps: bool = False
+    next_check_in_seconds: int | None = None
+    last_check_in_ms: int | None = None
+    locked: bool = False
+    passcode: str | None = None
+
+
+def new_serial() -> str:
+    return secrets.token_hex(6).upper()
+
+
+def version_code(version: str) -> int:
+    """The Android versionCode of an agent version, major * 10000 + minor * 100 + patch
+    (24.9.0 -> 240900), the server's default for the agent it requires; 0 for a version that
+    is not dotted."""
+    parsed = p.parse_version(version)
+    if parsed is None:
+        return 0
+    major, minor, patch = parsed
+    return major * 10_000 + minor * 100 + patch
+
+
+def new_key() -> ec.EllipticCurvePrivateKey:
+    """A device key pair: ECDSA P-256, what the Android keystore makes."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def public_key_b64(key: ec.EllipticCurvePrivateKey) -> str:
+    """The public half as the protocol sends it: SubjectPublicKeyInfo DER, base64url."""
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return p.b64url(der)
+
+
+def merged_apps(
+    current: Iterable[p.InstalledApp], new: Iterable[p.InstalledApp]
+) -> list[p.InstalledApp]:
+    """The apps after installing (or upgrading to) ``new``; an installed version that is as
+    new or newer stays, as Android refuses downgrades."""
+    apps = {a.package_name: a for a in current}
+    for app in new:
+        installed = apps.get(app.package_name)
+        if installed is None or installed.version_code < app.version_code:
+            apps[app.package_name] = app
+    return list(apps.values())
+
+
+class Device:
+    def __init__(
+        self,
+        hardware: Hardware,
+        state: Enrollment | None = None,
+        state_dir: Path | None = None,
+        key: ec.EllipticCurvePrivateKey | None = None,
+    ):
+        self.hardware = hardware
+        self.state = state or Enrollment()
+        self.state_dir = state_dir
+        self.key = key
+        self._key_saved = key is not None
+
+    # --- the state directory -----------------------------------------------------------
+
+    @classmethod
+    def load(cls, state_dir: Path) -> Device:
+        """The device kept in ``state_dir``."""
+        hardware_path = state_dir / HARDWARE_FILE
+        if not hardware_path.is_file():
+            raise AgentError(
+                "noDevice",
+                f"{state_dir} holds no simulated device (no {HARDWARE_FILE}): "
+                "run aospmdm agent enroll --state-dir first",
+            )
+        hardware = _read(Hardware, hardware_path)
+        state_path = state_dir / STATE_FILE
+        state = _read(Enrollment, state_path) if state_path.is_file() else Enrollment()
+        key = None
+        if state.private_key_file is not None:
+            key = _read_key(state_dir / state.private_key_file)
+        if state.enrolled and key is None:
+            raise AgentError("badState", f"{state_path} says enrolled but names no device key")
+        return cls(hardware, state, state_dir, key)
+
+    @classmethod
+    def open(cls, state_dir: Path, **hardware: str | None) -> Device:
+        """The device in ``state_dir``, made there if there is none. The given hardware
+        fields (serial, manufacturer, model, os_version, security_patch) replace the kept
+        ones, as a firmware update would; the counters stay."""
+        given = {k: v for k, v in hardware.items() if v is not None}
+        # Found out now, not after the server enrolled a device whose key cannot be kept.
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AgentError("stateNotWritable", f"cannot use {state_dir}: {exc}") from exc
+        if not os.access(state_dir, os.W_OK):
+            raise AgentError("stateNotWritable", f"cannot write in {state_dir}")
+        try:
+            device = cls.load(state_dir)
+        except AgentError as exc:
+            if exc.code != "noDevice":
+                raise
+            device = cls(_hardware({"serial": new_serial(), **given}), state_dir=state_dir)
+        else:
+            device.hardware = _hardware({**device.hardware.model_dump(), **given})
+        return device
+
+    def save(self) -> None:
+        """Write the state to the state directory (nothing to do for an in-memory device)."""
+        if self.state_dir is None:
+            return
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            if self.key is not None and not self._key_saved:
+                pem = self.key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+                _write_atomic(self.state_dir / KEY_FILE, pem)
+                self.state.private_key_file = KEY_FILE
+                self._key_saved = True
+            _write_atomic(self.state_dir / HARDWARE_FILE, _dump(self.hardware))
+            _write_atomic(self.state_dir / STATE_FILE, _dump(self.state))
+        except OSError as exc:
+            raise AgentError(
+                "stateNotWritable", f"cannot write the device state in {self.state_dir}: {exc}"
+            ) from exc
+
+    # --- identity and signing -----------------------------------------------------------
+
+    def adopt_key(self, key: ec.EllipticCurvePrivateKey) -> None:
+        """Make ``key`` the device's key; it is written with the rest of the state."""
+        self.key = key
+        self._key_saved = False
+
+    def facts(self) -> p.DeviceFacts:
+        hw = self.hardware
+        return p.DeviceFacts(
+            serial_number=hw.serial,
+            manufacturer=hw.manufacturer,
+            model=hw.model,
+            os_version=hw.os_version,
+            security_patch_level=hw.security_patch,
+            # Provisioning never asks to skip encryption, and the device is not rooted.
+            is_encrypted=True,
+            is_rooted=False,
+        )
+
+    def signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        """The headers that sign one request: ``path`` is the URL path (and query) as the
+        server sees it, ``body`` the exact bytes sent."""
+        if not self.state.enrolled or self.state.device_id is None or self.key is None:
+            raise AgentError("notEnrolled", "this device is not enrolled: run aospmdm agent enroll")
+        timestamp = int(time.time() * 1000)
+        nonce = p.b64url(os.urandom(16))
+        signature = self.key.sign(
+            p.signing_string(method, path, timestamp, nonce, body), ec.ECDSA(hashes.SHA256())
+        )
+        return {
+            p.HEADER_DEVICE: self.state.device_id,
+            p.HEADER_TIMESTAMP: str(timestamp),
+            p.HEADER_NONCE: nonce,
+            p.HEADER_SIGNATURE: p.b64url(signature),
+        }
+
+    # --- apps ------------------------------------------------------------------------------
+
+    def install(self, apps: Iterable[p.InstalledApp]) -> None:
+        self.state.installed_apps = merged_apps(self.state.installed_apps, apps)
+
+    def apps_to_send(self) -> tuple[str, list[p.InstalledApp] | None]:
+        """The installed-apps hash for a check-in, and the list itself only when the server
+        has not accepted this hash yet or asked for the list."""
+        digest = p.installed_apps_hash(self.state.installed_apps)
+        if digest != self.state.acked_apps_hash or self.state.send_installed_apps:
+            return digest, list(self.state.installed_apps)
+        return digest, None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def factory_reset(self) -> None:
+        """Erase the enrollment, the key, the Wi-Fi and the apps that did not come with the
+        firmware; the hardware and its counters stay."""
+        self.state = Enrollment()
+        self.key = None
+        self._key_saved = False
+        self.hardware.factory_resets += 1
+        if self.state_dir is not None:
+            (self.state_dir / KEY_FILE).unlink(missing_ok=True)
+        self.save()
+
+    def status(self) -> dict[str, Any]:
+        """What ``aospmdm agent status`` prints."""
+        hw, st = self.hardware, self.state
+        return {
+            "enrolled": st.enrolled,
+            "deviceId": st.device_id,
+            "deviceName": st.device_name,
+            "serverUrl": st.server_url,
+            "profileId": st.profile_id,
+            "serialNumber": hw.serial,
+            "manufacturer": hw.manufacturer,
+            "model": hw.model,
+            "osVersion": hw.os_version,
+            "securityPatchLevel": hw.security_patch,
+            "agentVersion": st.agent_version,
+            "wifiSsid": st.wifi_ssid,
+            "installedApps": [
+                {
+                    "packageName": a.package_name,
+                    "versionName": a.version_name,
+                    "versionCode": a.version_code,
+                }
+                for a in st.installed_apps
+            ],
+            "locked": st.locked,
+            "passcode": st.passcode,
+            "rebootCount": hw.reboot_count,
+            "factoryResets": hw.factory_resets,
+            "nextCheckInSeconds": st.next_check_in_seconds,
+        }
+
+
+def _hardware(fields: dict[str, Any]) -> Hardware:
+    try:
+        return Hardware.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise AgentError("badHardware", f"{first['loc'][0]}: {first['msg']}") from exc
+
+
+def _dump(model: BaseModel) -> bytes:
+    return (model.model_dump_json(by_alias=True, indent=2) + "\n").encode()
+
+
+def _read(model: type[_M], path: Path) -> _M:
+    try:
+        return model.model_validate(json.loads(path.read_bytes()))
+    except (OSError, ValueError) as exc:  # ValidationError is a ValueError
+        raise AgentError("badState", f"cannot read {path}: {exc}") from exc
+
+
+def _read_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise AgentError("badState", f"cannot read the device key {path}: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise AgentError("badState", f"{path} is not an ECDSA key")
+    return key
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` in one step, readable by its owner only (the state holds the
+    passcode, the key the device's identity)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,207 @@
+"""aospmdm agent enroll / checkin / run / status, and aospmdm simulate: the reference device
+agent on a simulated AOSP device (RealWear Navigator 500 unless told otherwise), and a fleet
+of them. These talk to a server over HTTP, as a device does; they never open its database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aospmdm.agent import DEFAULT_AGENT_VERSION, AgentError, qr
+from aospmdm.agent.client import AgentClient
+from aospmdm.agent.device import Device
+from aospmdm.agent.simulator import Report, simulate
+from aospmdm.cli.common import fail
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="The reference device agent, on a simulated AOSP device kept in a state directory.",
+)
+
+StateDir = Annotated[
+    Path,
+    typer.Option(
+        "--state-dir", help="Where the simulated device keeps its state.", show_default=False
+    ),
+]
+QrFile = Annotated[
+    Path,
+    typer.Option(
+        "--qr",
+        help="The enrollment QR code (.png) or the token's JSON export (.json).",
+        show_default=False,
+    ),
+]
+AgentVersion = Annotated[
+    str, typer.Option("--agent-version", help="The agent version the device reports.")
+]
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """Any refusal or unusable input: one line naming the error code, exit code 2."""
+    try:
+        yield
+    except AgentError as exc:
+        fail(f"{exc.code}: {exc.message}")
+
+
+@app.command("enroll")
+def enroll(
+    qr_file: QrFile,
+    state_dir: StateDir,
+    serial: Annotated[
+        str | None, typer.Option(help="Serial number (default: the device's, or a random one).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model (default Navigator 500).")] = None,
+    manufacturer: Annotated[
+        str | None, typer.Option(help="Manufacturer (default RealWear).")
+    ] = None,
+    os_version: Annotated[str | None, typer.Option(help="Android version (default 11).")] = None,
+    security_patch: Annotated[
+        str | None, typer.Option(help="Security patch level (default 2024-05-05).")
+    ] = None,
+    agent_version: AgentVersion = DEFAULT_AGENT_VERSION,
+) -> None:
+    """Read the QR code (or JSON export), join its Wi-Fi, make the device key and enroll."""
+    with _refusals():
+        extras = qr.read(qr_file)
+        device = Device.open(
+            state_dir,
+            serial=serial,
+            model=model,
+            manufacturer=manufacturer,
+            os_version=os_version,
+            security_patch=security_patch,
+        )
+        with AgentClient() as client:
+            answer = client.enroll(device, extras, agent_version)
+        device.save()
+    state = device.state
+    typer.echo(
+        f"enrolled {device.hardware.manufacturer} {device.hardware.model} "
+        f"{device.hardware.serial} as {answer.device_name} (device id {answer.device_id}) "
+        f"with {state.server_url}"
+    )
+    if state.wifi_ssid:
+        typer.echo(f"joined Wi-Fi {state.wifi_ssid}")
+    for app_ in answer.required_apps:
+        typer.echo(f"installed and opened {app_.display_name} {app_.version_name}")
+    typer.echo(f"next check-in in {answer.next_check_in_seconds} s")
+
+
+@app.command("checkin")
+def checkin(state_dir: StateDir) -> None:
+    """Check in once, doing any work the server returns."""
+    with _refusals():
+        device = Device.load(state_dir)
+        with AgentClient() as client:
+            _checkin(client, device)
+
+
+@app.command("run")
+def run(
+    state_dir: StateDir,
+    max_checkins: Annotated[
+        int | None,
+        typer.Option(min=1, help="Stop after this many check-ins (default: run until stopped)."),
+    ] = None,
+) -> None:
+    """Check in now, then whenever the server's schedule says, until stopped."""
+    done = 0
+    with _refusals():
+        device = Device.load(state_dir)
+        with AgentClient() as client:
+            while True:
+                wait = _checkin(client, device)
+                done += 1
+                if max_checkins is not None and done >= max_checkins:
+                    return
+                time.sleep(wait)
+
+
+@app.command("status")
+def status(state_dir: StateDir) -> None:
+    """Print the device's state as JSON."""
+    with _refusals():
+        device = Device.load(state_dir)
+    typer.echo(json.dumps(device.status(), indent=2, ensure_ascii=False))
+
+
+def _checkin(client: AgentClient, device: Device) -> int:
+    """One check-in, saved; returns the seconds until the next one."""
+    _, apps = device.apps_to_send()
+    answer = client.checkin(device)
+    device.save()
+    sent = "sent the installed apps" if apps is not None else "installed apps unchanged"
+    typer.echo(
+        f"checked in as {device.state.device_id} ({sent}, {len(answer.commands)} commands); "
+        f"next check-in in {answer.next_check_in_seconds} s"
+    )
+    return answer.next_check_in_seconds
+
+
+def simulate_fleet(
+    qr_file: QrFile,
+    devices: Annotated[
+        int, typer.Option("--devices", min=1, help="How many devices.", show_default=False)
+    ],
+    duration: Annotated[
+        float, typer.Option(min=0, help="Seconds of check-ins after the devices enrolled.")
+    ] = 60.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at most.")] = 50,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Seconds between a device's check-ins, instead of the server's schedule "
+            "(0: back to back, for load tests).",
+            show_default=False,
+        ),
+    ] = None,
+    agent_version: AgentVersion = DEFAULT_AGENT_VERSION,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Enroll N simulated devices from one QR code and let them check in; print a summary."""
+    with _refusals():
+        extras = qr.read(qr_file)
+        report = asyncio.run(
+            simulate(
+                extras,
+                devices,
+                duration,
+                concurrency,
+                interval,
+                progress,
+                agent_version=agent_version,
+            )
+        )
+    for line in summary(report):
+        typer.echo(line)
+    if report.errors:
+        failed = sum(report.errors.values())
+        fail(f"{failed} requests failed: {_codes(report)}")
+
+
+def summary(report: Report) -> list[str]:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} ms"
+
+    return [
+        f"enrolled:  {report.enrolled} of {report.devices} devices",
+        f"check-ins: {report.checkins} in {report.duration_s:.1f} s "
+        f"({report.checkins_per_s:.1f}/s)",
+        f"errors:    {_codes(report) if report.errors else 'none'}",
+        f"latency:   p50 {ms(report.p50_ms)}, p95 {ms(report.p95_ms)}, p99 {ms(report.p99_ms)}",
+    ]
+
+
+def _codes(report: Report) -> str:
+    return ", ".join(f"{code} {count}" for code, count in report.errors.items())

@@ -1,0 +1,1 @@
+"""Devices: the managed-device record, its properties and inventory, discovered apps."""

@@ -1,0 +1,103 @@
+"""Admin API of managed devices: /beta/deviceManagement/managedDevices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+
+from aospmdm.core import clock
+from aospmdm.core.odata import page
+from aospmdm.devices import service
+from aospmdm.devices.models import DeviceApp, ManagedDevice
+from aospmdm.tenant import access
+from aospmdm.tenant.deps import ActorDep, SessionDep
+
+router = APIRouter(prefix="/beta/deviceManagement/managedDevices")
+
+
+def _jailbroken(value: bool | None) -> str:
+    return "Unknown" if value is None else ("True" if value else "False")
+
+
+def devices_json(session: Session, rows: Sequence[ManagedDevice]) -> list[dict[str, Any]]:
+    tags = access.tags_of(session, ManagedDevice, [d.id for d in rows])
+    return [device_json(d, tags[d.id]) for d in rows]
+
+
+def device_json(d: ManagedDevice, tags: list[str]) -> dict[str, Any]:
+    return {
+        "@odata.type": "#microsoft.graph.managedDevice",
+        "id": d.id,
+        "deviceName": d.device_name,
+        "managedDeviceName": d.device_name,
+        "enrollmentProfileName": d.enrollment_profile_name,
+        "managementState": d.management_state,
+        "complianceState": d.compliance_state,
+        "ownerType": "company",
+        "managedDeviceOwnerType": "company",
+        "deviceEnrollmentType": "androidAOSPUserlessDeviceEnrollment",
+        "managementAgent": "intuneAosp",
+        "operatingSystem": "Android",
+        "osVersion": d.os_version,
+        "androidSecurityPatchLevel": d.security_patch_level,
+        "manufacturer": d.manufacturer,
+        "model": d.model,
+        "serialNumber": d.serial_number,
+        "enrolledDateTime": clock.iso(d.enrolled_at),
+        "lastSyncDateTime": clock.iso(d.last_sync_at),
+        "isEncrypted": bool(d.is_encrypted),
+        "jailBroken": _jailbroken(d.is_rooted),
+        "batteryLevelPercentage": d.battery_level,
+        "userId": None,
+        "userPrincipalName": None,
+        "userDisplayName": None,
+        "emailAddress": None,
+        "roleScopeTagIds": tags,
+        # Beyond Graph: the version of the aospmdm agent on the device.
+        "agentVersion": d.agent_version,
+    }
+
+
+def detected_app_json(app: DeviceApp) -> dict[str, Any]:
+    return {
+        "@odata.type": "#microsoft.graph.detectedApp",
+        "id": service.detected_app_id(app.package_name, app.version_name),
+        "displayName": app.display_name,
+        "version": app.version_name,
+        "platform": "androidOSP",
+        "publisher": None,
+        "sizeInByte": 0,
+        "deviceCount": 1,
+        # Beyond Graph: the Android package and version code.
+        "packageName": app.package_name,
+        "versionCode": app.version_code,
+    }
+
+
+@router.get("")
+def list_devices(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """Managed devices the admin may see ($filter, $top, $skip, $select, $count)."""
+    return page(
+        session,
+        service.device_statement(actor),
+        request.query_params,
+        lambda rows: devices_json(session, rows),
+        str(request.url.replace(query="")),
+        fields=service.FILTER_FIELDS,
+    )
+
+
+@router.get("/{device_id}")
+def get_device(device_id: str, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """One managed device."""
+    return devices_json(session, [service.get_device(session, actor, device_id)])[0]
+
+
+@router.get("/{device_id}/detectedApps")
+def detected_apps(device_id: str, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """The apps the device reported installed, with their versions."""
+    device = service.get_device(session, actor, device_id)
+    return {"value": [detected_app_json(a) for a in service.apps_of(session, device.id)]}

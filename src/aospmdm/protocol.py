@@ -1,0 +1,171 @@
+"""The device wire protocol, shared by the server and the agent (docs/protocol.md).
+
+Only the standard library and pydantic/cryptography are used here, so the reference agent
+(``aospmdm.agent``) can ship as its own package with this one module.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+PROTOCOL_VERSION = 1
+
+# --- the QR provisioning payload --------------------------------------------------------
+
+EXTRA = "android.app.extra."
+ADMIN_COMPONENT = EXTRA + "PROVISIONING_DEVICE_ADMIN_COMPONENT_NAME"
+PACKAGE_DOWNLOAD_LOCATION = EXTRA + "PROVISIONING_DEVICE_ADMIN_PACKAGE_DOWNLOAD_LOCATION"
+SIGNATURE_CHECKSUM = EXTRA + "PROVISIONING_DEVICE_ADMIN_SIGNATURE_CHECKSUM"
+SKIP_ENCRYPTION = EXTRA + "PROVISIONING_SKIP_ENCRYPTION"
+LEAVE_ALL_SYSTEM_APPS_ENABLED = EXTRA + "PROVISIONING_LEAVE_ALL_SYSTEM_APPS_ENABLED"
+WIFI_SSID = EXTRA + "PROVISIONING_WIFI_SSID"
+WIFI_HIDDEN = EXTRA + "PROVISIONING_WIFI_HIDDEN"
+WIFI_SECURITY_TYPE = EXTRA + "PROVISIONING_WIFI_SECURITY_TYPE"
+WIFI_PASSWORD = EXTRA + "PROVISIONING_WIFI_PASSWORD"
+ADMIN_EXTRAS_BUNDLE = EXTRA + "PROVISIONING_ADMIN_EXTRAS_BUNDLE"
+SERVER_URL = "aospmdm.serverUrl"
+ENROLLMENT_TOKEN = "aospmdm.enrollmentToken"
+PROFILE_ID = "aospmdm.profileId"
+
+# --- request signing ---------------------------------------------------------------------
+
+HEADER_DEVICE = "X-Aospmdm-Device"
+HEADER_TIMESTAMP = "X-Aospmdm-Timestamp"  # Unix time in milliseconds
+HEADER_NONCE = "X-Aospmdm-Nonce"
+HEADER_SIGNATURE = "X-Aospmdm-Signature"  # base64url (no padding) of the DER ECDSA signature
+MAX_CLOCK_SKEW_SECONDS = 300
+NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def signing_string(method: str, path: str, timestamp_ms: int, nonce: str, body: bytes) -> bytes:
+    """What a device signs with its key (ECDSA P-256, SHA-256): the method, the path (with
+    its query string, if any), the timestamp, the nonce and the SHA-256 of the body, one per
+    line."""
+    digest = hashlib.sha256(body).hexdigest()
+    return f"{method.upper()}\n{path}\n{timestamp_ms}\n{nonce}\n{digest}".encode()
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# --- versions ----------------------------------------------------------------------------
+
+_VERSION = re.compile(r"^(\d{1,6})\.(\d{1,6})\.(\d{1,6})(?:[.+-][0-9A-Za-z.+-]*)?$")
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """'24.7.0' -> (24, 7, 0); None when it is not a dotted version."""
+    m = _VERSION.match(text.strip())
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+Text = Annotated[str, StringConstraints(max_length=256)]
+ShortText = Annotated[str, StringConstraints(max_length=64)]
+
+
+class InstalledApp(Message):
+    package_name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    version_name: Text = ""
+    version_code: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    display_name: Text = ""
+
+
+class DeviceFacts(Message):
+    """What a device reports about itself."""
+
+    serial_number: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    manufacturer: Text
+    model: Text
+    os_version: ShortText
+    security_patch_level: ShortText = ""
+    battery_level: Annotated[int, Field(ge=0, le=100)] | None = None
+    is_encrypted: bool | None = None
+    is_rooted: bool | None = None
+
+
+def installed_apps_hash(apps: Sequence[InstalledApp]) -> str:
+    """The hash a device sends instead of its app list when nothing changed."""
+    rows = sorted((a.package_name, a.version_name, a.version_code, a.display_name) for a in apps)
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+MAX_APPS = 2000
+Apps = Annotated[list[InstalledApp], Field(max_length=MAX_APPS)]
+
+
+class EnrollRequest(Message):
+    protocol_version: int = PROTOCOL_VERSION
+    agent_version: ShortText
+    enrollment_token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    profile_id: ShortText | None = None
+    # The device's own key: SubjectPublicKeyInfo DER, base64url; ECDSA P-256.
+    public_key: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    facts: DeviceFacts
+    installed_apps: Apps = []
+
+
+class Answer(Message):
+    """A server's answer: a device ignores properties it does not know, so later servers can
+    add some without breaking older agents."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RequiredApp(Answer):
+    """An app every enrolled device installs and opens (the agent, an authenticator and a
+    company portal)."""
+
+    package_name: str
+    display_name: str
+    version_name: str
+    version_code: int
+    download_url: str
+    role: str  # agent | authenticator | companyPortal
+
+
+class EnrollResponse(Answer):
+    device_id: str
+    device_name: str
+    server_time: str
+    next_check_in_seconds: int
+    required_apps: list[RequiredApp]
+
+
+class CheckinRequest(Message):
+    protocol_version: int = PROTOCOL_VERSION
+    agent_version: ShortText
+    facts: DeviceFacts
+    installed_apps_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    # Sent only when the hash changed since the last check-in the server acknowledged, or
+    # when the server asked for it (``sendInstalledApps``).
+    installed_apps: Apps | None = None
+
+
+class CheckinResponse(Answer):
+    server_time: str
+    next_check_in_seconds: int
+    # The server lacks the list for the hash the device sent: send it next time.
+    send_installed_apps: bool = False
+    commands: list[dict[str, object]] = []

@@ -1,0 +1,92 @@
+"""The device API, /device/v1 (docs/protocol.md). Every route here is device-facing."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from aospmdm import protocol
+from aospmdm.core import clock
+from aospmdm.core.config import Settings
+from aospmdm.core.db import transaction
+from aospmdm.core.errors import BadRequest
+from aospmdm.sync import service
+from aospmdm.tenant.deps import client_address
+
+router = APIRouter(prefix="/device/v1")
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], raw: bytes) -> M:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        if err.get("type") == "json_invalid":
+            raise BadRequest("The request body is not valid JSON.") from None
+        if err.get("type") == "extra_forbidden":
+            raise BadRequest(f"Property '{field}' is not known.", target=field) from None
+        raise BadRequest(f"Property '{field}': {err.get('msg')}.", target=field or None) from None
+
+
+def signed_path(request: Request) -> str:
+    """The path as the device signed it: with its query string, when there is one."""
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
+def _json(model: BaseModel, status: int = 200) -> Response:
+    return Response(
+        model.model_dump_json(by_alias=True), status_code=status, media_type="application/json"
+    )
+
+
+@router.post("/enroll", status_code=201, response_model=protocol.EnrollResponse)
+async def enroll(request: Request) -> Response:
+    """Enroll a device with the token from its QR code (unsigned: the device has no key on
+    the server yet; it sends the public key it just generated)."""
+    body = _parse(protocol.EnrollRequest, await request.body())
+    settings: Settings = request.app.state.settings
+    address = client_address(request)
+
+    def work() -> protocol.EnrollResponse:
+        with transaction(request.app.state.sessions) as session:
+            device, next_seconds = service.enroll(session, settings, body, address)
+            return protocol.EnrollResponse(
+                device_id=device.id,
+                device_name=device.device_name,
+                server_time=clock.iso(device.enrolled_at) or "",
+                next_check_in_seconds=next_seconds,
+                required_apps=service.required_apps(settings),
+            )
+
+    return _json(await run_in_threadpool(work), 201)
+
+
+@router.post("/checkin", response_model=protocol.CheckinResponse)
+async def checkin(request: Request) -> Response:
+    """A signed check-in: facts and (when changed) installed apps in; work and the next
+    check-in time out."""
+    raw = await request.body()
+    settings: Settings = request.app.state.settings
+    engine: Engine = request.app.state.engine
+
+    def work() -> protocol.CheckinResponse:
+        # The hot path: Core statements on one connection, one short transaction.
+        with engine.begin() as conn:
+            device = service.authenticate(
+                conn, request.method, signed_path(request), request.headers, raw
+            )
+            request.state.actor = service.device_actor(device, client_address(request))
+            return service.check_in(conn, settings, device, _parse(protocol.CheckinRequest, raw))
+
+    if engine.dialect.name == "sqlite":
+        # SQLite work is in-process CPU with one writer at a time: handing it to a worker
+        # thread only adds a thread switch and a lock handoff per check-in.
+        return _json(work())
+    return _json(await run_in_threadpool(work))
