@@ -8,6 +8,7 @@ from sqlalchemy import Connection
 # Importing the models registers their tables on Base.metadata.
 import aospmdm.devices.models
 import aospmdm.enrollment.models
+import aospmdm.groups.models
 import aospmdm.sync.models
 import aospmdm.tenant.models  # noqa: F401
 from aospmdm.core.db import Base

@@ -27,6 +27,8 @@ from aospmdm.devices import api as devices_api
 from aospmdm.devices import pages as devices_pages
 from aospmdm.enrollment import api as enrollment_api
 from aospmdm.enrollment import pages as enrollment_pages
+from aospmdm.groups import api as groups_api
+from aospmdm.groups import pages as groups_pages
 from aospmdm.sync import api as sync_api
 from aospmdm.sync import service as sync_service
 from aospmdm.tenant import access, audit, service
@@ -92,11 +94,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(tenant_api.router, tags=["tenant"])
     app.include_router(enrollment_api.router, tags=["enrollment"])
     app.include_router(devices_api.router, tags=["devices"])
+    app.include_router(groups_api.router, tags=["groups"])
     app.include_router(sync_api.router, tags=["device protocol"])
     app.include_router(web_pages.router, include_in_schema=False)
     app.include_router(tenant_pages.router, include_in_schema=False)
     app.include_router(enrollment_pages.router, include_in_schema=False)
     app.include_router(devices_pages.router, include_in_schema=False)
+    app.include_router(groups_pages.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     _install_error_handlers(app)

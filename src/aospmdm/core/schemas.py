@@ -35,8 +35,11 @@ class GraphInput(BaseModel):
         if not isinstance(data, dict):
             return data
         kept: dict[str, Any] = {}
+        declared = {f.alias for f in cls.model_fields.values() if f.alias}
         for key, value in data.items():
-            if key == "@odata.type":
+            if key in declared:
+                kept[key] = value
+            elif key == "@odata.type":
                 cls._check_type(value)
             elif "@odata." in key and not key.endswith("@odata.bind"):
                 continue

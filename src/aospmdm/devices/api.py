@@ -12,6 +12,7 @@ from aospmdm.core import clock
 from aospmdm.core.odata import page
 from aospmdm.devices import service
 from aospmdm.devices.models import DeviceApp, ManagedDevice
+from aospmdm.devices.schemas import DeviceUpdate
 from aospmdm.tenant import access
 from aospmdm.tenant.deps import ActorDep, SessionDep
 
@@ -55,9 +56,15 @@ def device_json(d: ManagedDevice, tags: list[str]) -> dict[str, Any]:
         "userPrincipalName": None,
         "userDisplayName": None,
         "emailAddress": None,
+        "deviceCategoryDisplayName": d.device_category,
         "roleScopeTagIds": tags,
-        # Beyond Graph: the version of the aospmdm agent on the device.
+        # Beyond Graph: the version of the aospmdm agent on the device, and the extension
+        # attributes dynamic-group rules select on (Entra keeps these on its device object).
         "agentVersion": d.agent_version,
+        "extensionAttributes": {
+            f"extensionAttribute{n}": d.extension_attributes.get(f"extensionAttribute{n}")
+            for n in range(1, 16)
+        },
     }
 
 
@@ -94,6 +101,15 @@ def list_devices(request: Request, session: SessionDep, actor: ActorDep) -> dict
 def get_device(device_id: str, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """One managed device."""
     return devices_json(session, [service.get_device(session, actor, device_id)])[0]
+
+
+@router.patch("/{device_id}")
+def update_device(
+    device_id: str, body: DeviceUpdate, session: SessionDep, actor: ActorDep
+) -> dict[str, Any]:
+    """Set a device's name, category or extension attributes (dynamic groups follow)."""
+    device = service.update_device(session, actor, device_id, body.changes())
+    return devices_json(session, [device])[0]
 
 
 @router.get("/{device_id}/detectedApps")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aospmdm.core.db import Base, new_id
@@ -39,6 +39,9 @@ class ManagedDevice(Base):
     # The device's own ECDSA P-256 public key (SubjectPublicKeyInfo DER, base64url).
     public_key: Mapped[str] = mapped_column(Text)
     installed_apps_hash: Mapped[str | None] = mapped_column(String(64))
+    # Set by admins; dynamic groups can select on them.
+    device_category: Mapped[str | None] = mapped_column(String(256))
+    extension_attributes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class DeviceApp(Base):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -14,14 +14,42 @@ from sqlalchemy.orm import Session
 from aospmdm import protocol
 from aospmdm.core import permissions
 from aospmdm.core.db import Executor
+from aospmdm.core.errors import BadRequest
 from aospmdm.core.odata import Field
-from aospmdm.core.permissions import Permission
+from aospmdm.core.permissions import (
+    HELP_DESK_OPERATOR,
+    POLICY_AND_PROFILE_MANAGER,
+    Permission,
+)
 from aospmdm.devices.models import DeviceApp, ManagedDevice
-from aospmdm.tenant import access
+from aospmdm.tenant import access, audit
 from aospmdm.tenant.access import Actor
 
 READ = "devices.read"
-permissions.register(Permission(READ, "Read devices, their properties and discovered apps."))
+WRITE = "devices.write"
+permissions.register(
+    Permission(READ, "Read devices, their properties and discovered apps."),
+    Permission(
+        WRITE,
+        "Rename devices and set their category and extension attributes.",
+        roles=frozenset({HELP_DESK_OPERATOR, POLICY_AND_PROFILE_MANAGER}),
+    ),
+)
+
+# Called with (db, device id) after a device is created or a property that rules can select
+# on changed. Groups listens, to keep dynamic memberships live; devices cannot import groups
+# (it sits below them), so it announces instead.
+_listeners: list[Callable[[Executor, str], None]] = []
+
+
+def on_rule_properties_changed(listener: Callable[[Executor, str], None]) -> None:
+    _listeners.append(listener)
+
+
+def _announce(db: Executor, device_id: str) -> None:
+    for listener in _listeners:
+        listener(db, device_id)
+
 
 FILTER_FIELDS = {
     "deviceName": Field(ManagedDevice.device_name),
@@ -96,6 +124,7 @@ def enroll_device(
     session.flush()
     access.copy_tags(session, profile_model, profile_id, ManagedDevice, device.id)
     _write_apps(session, device.id, apps)
+    _announce(session, device.id)
     return device
 
 
@@ -146,7 +175,7 @@ _STATE_COLUMNS = (
     "is_encrypted",
     "is_rooted",
 )
-_TABLE = cast("Table", ManagedDevice.__table__)
+TABLE = cast("Table", ManagedDevice.__table__)
 _APPS = cast("Table", DeviceApp.__table__)
 
 
@@ -173,7 +202,7 @@ class DeviceState:
 
 def device_state(db: Executor, device_id: str) -> DeviceState | None:
     row = db.execute(
-        select(*(_TABLE.c[c] for c in _STATE_COLUMNS)).where(_TABLE.c.id == device_id)
+        select(*(TABLE.c[c] for c in _STATE_COLUMNS)).where(TABLE.c.id == device_id)
     ).first()
     return DeviceState(**row._mapping) if row is not None else None
 
@@ -206,15 +235,119 @@ def record_check_in(
             missing_apps = True
     # One UPDATE by primary key, as a Core statement: the ORM's bookkeeping costs more than
     # the statement itself on this path.
-    db.execute(update(_TABLE).where(_TABLE.c.id == device.id).values(**values))
+    db.execute(update(TABLE).where(TABLE.c.id == device.id).values(**values))
+    if RULE_COLUMNS.intersection(values):
+        _announce(db, device.id)
     return missing_apps
 
 
-def rename_profile(session: Session, profile_id: str, new_name: str) -> int:
-    """A renamed enrollment profile renames the enrollmentProfileName of its devices."""
-    result = session.execute(
-        update(ManagedDevice)
-        .where(ManagedDevice.enrollment_profile_id == profile_id)
-        .values(enrollment_profile_name=new_name)
+def update_device(
+    session: Session, actor: Actor, device_id: str, changes: Mapping[str, Any]
+) -> ManagedDevice:
+    """An admin's edit of a device's name, category or extension attributes; dynamic
+    memberships follow at once."""
+    actor.require(WRITE)
+    device = access.get_visible(session, ManagedDevice, device_id, actor, WRITE)
+    before = {
+        "deviceName": device.device_name,
+        "deviceCategory": device.device_category,
+        **device.extension_attributes,
+    }
+    if "deviceName" in changes:
+        name = (changes["deviceName"] or "").strip()
+        if not name:
+            raise BadRequest("A device needs a name.", target="deviceName")
+        device.device_name = name
+    if "deviceCategory" in changes:
+        device.device_category = changes["deviceCategory"] or None
+    attrs = dict(device.extension_attributes)
+    for key, value in changes.items():
+        if key.startswith("extensionAttribute"):
+            if value:
+                attrs[key] = value
+            else:
+                attrs.pop(key, None)
+    device.extension_attributes = attrs
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        category="Device",
+        activity="Update device",
+        operation="Patch",
+        target_type="managedDevice",
+        target_id=device.id,
+        target_name=device.device_name,
+        details={k: {"old": before.get(k), "new": v} for k, v in changes.items()},
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    _announce(session, device.id)
+    return device
+
+
+def rename_profile(session: Session, profile_id: str, new_name: str) -> int:
+    """A renamed enrollment profile renames the enrollmentProfileName of its devices, and so
+    moves them between dynamic groups."""
+    ids = list(
+        session.scalars(select(TABLE.c.id).where(TABLE.c.enrollment_profile_id == profile_id))
+    )
+    if ids:
+        session.execute(
+            update(TABLE).where(TABLE.c.id.in_(ids)).values(enrollment_profile_name=new_name)
+        )
+        for device_id in ids:
+            _announce(session, device_id)
+    return len(ids)
+
+
+# --- what dynamic-group rules see of a device (docs/rules.md) ---------------------------
+
+AOSPMDM_APP_ID = "0000000a-0000-0000-c000-000000000000"
+# Columns a rule property reads; a change to one of them re-evaluates the device's groups.
+RULE_COLUMNS = frozenset(
+    {
+        "device_name",
+        "enrollment_profile_name",
+        "manufacturer",
+        "model",
+        "os_version",
+        "is_rooted",
+        "device_category",
+        "extension_attributes",
+        "serial_number",
+    }
+)
+_RULE_SELECT = ("id", *sorted(RULE_COLUMNS))
+
+
+def rule_properties(row: Mapping[Any, Any]) -> dict[str, object]:
+    """A device as the rule language sees it, from its columns."""
+    attrs: dict[str, str] = row["extension_attributes"] or {}
+    props: dict[str, object] = {
+        "accountEnabled": True,
+        "deviceCategory": row["device_category"],
+        "deviceId": row["id"],
+        "objectId": row["id"],
+        "deviceManufacturer": row["manufacturer"],
+        "deviceModel": row["model"],
+        "displayName": row["device_name"],
+        "deviceOSType": "AndroidAOSP",
+        "deviceOSVersion": row["os_version"],
+        "deviceOwnership": "Company",
+        "deviceManagementAppId": AOSPMDM_APP_ID,
+        "devicePhysicalIds": [f"[SerialNumber]:{row['serial_number']}"],
+        "deviceTrustType": "Workplace",
+        "enrollmentProfileName": row["enrollment_profile_name"],
+        "isRooted": row["is_rooted"],
+        "managementType": "MDM",
+        "profileType": "RegisteredDevice",
+        "systemLabels": [],
+    }
+    for n in range(1, 16):
+        props[f"extensionAttribute{n}"] = attrs.get(f"extensionAttribute{n}")
+    return props
+
+
+def rule_rows(device_ids: Sequence[str] | None = None) -> Select[Any]:
+    """The columns rules read, for some devices or (None) all of them."""
+    stmt = select(*(TABLE.c[c] for c in _RULE_SELECT))
+    return stmt if device_ids is None else stmt.where(TABLE.c.id.in_(list(device_ids)))

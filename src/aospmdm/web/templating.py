@@ -19,7 +19,7 @@ templates.env.filters["iso"] = clock.iso
 NAV: list[tuple[str, str | None]] = [
     ("Home", "/console"),
     ("Devices", "/console/devices"),
-    ("Groups", None),
+    ("Groups", "/console/groups"),
     ("Apps", None),
     ("Policies", None),
     ("Tenant admin", "/console/tenant"),

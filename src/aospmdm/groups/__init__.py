@@ -1,0 +1,1 @@
+"""Groups: assigned and dynamic device groups, membership, and the membership rule language."""
