@@ -241,3 +241,30 @@ def test_scoped_admins_see_only_their_groups_and_members(ready: Env) -> None:
         d["serialNumber"]
         for d in ready.call("GET", f"{G}/{mine['id']}/members", token=scoped).json()["value"]
     ] == ["S-1"]
+
+
+def test_objects_read_from_the_api_can_be_sent_back(ready: Env) -> None:
+    g = group(ready)
+    r = ready.call("PATCH", f"{G}/{g['id']}", json=g | {"description": "round trip"})
+    assert r.status_code == 200, r.text
+    p = profile(ready, "Round trip")
+    dev = Device(ready.client, serial="RT-1")
+    dev.enroll(secret_of(p))
+    d = ready.call("GET", f"{D}/{dev.device_id}").json()
+    r = ready.call("PATCH", f"{D}/{dev.device_id}", json=d | {"deviceName": "  RT renamed  "})
+    assert r.status_code == 200, r.text
+    assert r.json()["deviceName"] == "RT renamed"
+    edit = ready.audit(**{"$filter": "activity eq 'Update device'"})[0]
+    assert edit["details"]["deviceName"]["new"] == "RT renamed"
+    r = ready.call(
+        "POST",
+        G,
+        json={
+            "displayName": "b",
+            "mailNickname": "b",
+            "groupTypes": ["DynamicMembership"],
+            "membershipRule": "device.deviceModel -like 'x'",
+        },
+    )
+    message = r.json()["error"]["message"]
+    assert message.count("position") == 1, message

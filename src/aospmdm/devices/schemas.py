@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-from aospmdm.core.schemas import GraphInput
+from aospmdm.core.schemas import READ_ONLY, GraphInput
 
 Attr = Annotated[str, StringConstraints(max_length=1024)] | None
 Name = Annotated[str, StringConstraints(max_length=256)]
@@ -16,6 +16,37 @@ class DeviceUpdate(GraphInput):
     """What an admin may set on a device (everything else a device reports itself)."""
 
     odata_type = "microsoft.graph.managedDevice"
+    # Everything a device reports about itself: accepted and ignored, so a device read from
+    # the API can be sent back.
+    read_only = READ_ONLY | {
+        "managedDeviceName",
+        "enrollmentProfileName",
+        "managementState",
+        "complianceState",
+        "ownerType",
+        "managedDeviceOwnerType",
+        "deviceEnrollmentType",
+        "managementAgent",
+        "operatingSystem",
+        "osVersion",
+        "androidSecurityPatchLevel",
+        "manufacturer",
+        "model",
+        "serialNumber",
+        "enrolledDateTime",
+        "lastSyncDateTime",
+        "isEncrypted",
+        "jailBroken",
+        "batteryLevelPercentage",
+        "userId",
+        "userPrincipalName",
+        "userDisplayName",
+        "emailAddress",
+        "roleScopeTagIds",
+        "agentVersion",
+        "deviceCategoryDisplayName",
+        "extensionAttributes",
+    }
 
     device_name: Name | None = None
     device_category: Annotated[str, StringConstraints(max_length=256)] | None = None

@@ -258,6 +258,7 @@ def update_device(
         if not name:
             raise BadRequest("A device needs a name.", target="deviceName")
         device.device_name = name
+        changes = {**changes, "deviceName": name}
     if "deviceCategory" in changes:
         device.device_category = changes["deviceCategory"] or None
     attrs = dict(device.extension_attributes)

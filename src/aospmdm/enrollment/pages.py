@@ -34,7 +34,7 @@ from aospmdm.tenant import service as tenant
 from aospmdm.tenant.access import Actor
 from aospmdm.tenant.deps import Console, ConsoleDep, ConsoleFormDep, SessionDep, SettingsDep
 from aospmdm.tenant.models import ScopeTag
-from aospmdm.web.templating import render
+from aospmdm.web.templating import done, render, reraise_page_refusal
 
 router = APIRouter(prefix="/console/devices")
 SECTION = "Devices"
@@ -248,12 +248,6 @@ def _problem(exc: DomainError, fields: frozenset[str]) -> dict[str, Any]:
     return {"field_errors": {}, "error": exc.message}
 
 
-def _reraise_refusal(exc: DomainError) -> None:
-    """Not allowed or not found are whole-page answers; anything else is shown in the form."""
-    if exc.status in (403, 404):
-        raise exc
-
-
 # --- helpers ------------------------------------------------------------------------------
 
 
@@ -271,10 +265,6 @@ def _page(
         can_write=console.actor.can(service.WRITE),
         **ctx,
     )
-
-
-def _done(path: str, notice: str) -> Response:
-    return RedirectResponse(f"{path}?notice={quote(notice)}", status_code=303)
 
 
 def _profile_url(profile_id: str, rest: str = "") -> str:
@@ -457,15 +447,15 @@ def create_step(
                     session, settings, console.actor, _create_input(form)
                 )
         except DomainError as exc:
-            _reraise_refusal(exc)
+            reraise_page_refusal(exc)
             return _wizard(request, session, console, _step_for(exc), form, exc)
-        return _done(
+        return done(
             BASE, f"Profile {profile.display_name} created; its token is ready under Tokens."
         )
     try:
         _dry_run(session, settings, console.actor, form)
     except DomainError as exc:
-        _reraise_refusal(exc)
+        reraise_page_refusal(exc)
         failed = _step_for(exc)
         shown = failed if WIZARD_STEPS.index(failed) <= index else step
         return _wizard(request, session, console, shown, form, exc)
@@ -594,9 +584,9 @@ def replace_token(
             expires = token_expiry(token_expiration.strip())
             service.replace_token(session, settings, console.actor, profile.id, expires)
     except DomainError as exc:
-        _reraise_refusal(exc)
+        reraise_page_refusal(exc)
         return _replace_page(request, session, console, profile, token_expiration, exc)
-    return _done(
+    return done(
         _profile_url(profile.id, "/token"),
         "Token replaced. The old QR code and exported JSON no longer enroll devices.",
     )
@@ -632,7 +622,7 @@ def revoke_token(
     profile = service.get_profile(session, console.actor, profile_id, service.WRITE)
     had_token = _token_state(session, profile).active
     service.revoke_token(session, console.actor, profile.id)
-    return _done(
+    return done(
         _profile_url(profile.id, "/token"),
         "Token revoked. Devices already enrolled are not affected."
         if had_token
@@ -697,13 +687,13 @@ def edit_profile(
                 target="displayName",
             )
         if not data.model_fields_set:
-            return _done(_profile_url(profile.id), "Nothing changed.")
+            return done(_profile_url(profile.id), "Nothing changed.")
         with session.begin_nested():
             service.update_profile(session, settings, console.actor, profile.id, data)
     except DomainError as exc:
-        _reraise_refusal(exc)
+        reraise_page_refusal(exc)
         return _edit_page(request, console, profile, form, bool(confirm_rename), exc)
-    return _done(_profile_url(profile.id), "Profile saved.")
+    return done(_profile_url(profile.id), "Profile saved.")
 
 
 @router.get("/enrollment/aosp-userless/{profile_id}/delete", response_class=HTMLResponse)
@@ -729,7 +719,7 @@ def delete_profile(
     profile = service.get_profile(session, console.actor, profile_id, service.WRITE)
     name, devices_left = profile.display_name, profile.enrolled_device_count
     service.delete_profile(session, console.actor, profile.id)
-    return _done(
+    return done(
         BASE,
         f"Profile {name} deleted and its token revoked; its {devices_left} enrolled device(s) "
         "stay enrolled.",

@@ -34,7 +34,7 @@ from aospmdm.tenant import access
 from aospmdm.tenant.access import Actor
 from aospmdm.tenant.deps import Console, ConsoleDep, ConsoleFormDep, SessionDep
 from aospmdm.tenant.models import ScopeTag
-from aospmdm.web.templating import render
+from aospmdm.web.templating import done, render, reraise_page_refusal
 
 router = APIRouter(prefix="/console/groups")
 SECTION = "Groups"
@@ -256,18 +256,8 @@ def _page(
     )
 
 
-def _done(path: str, notice: str) -> Response:
-    return RedirectResponse(f"{path}?notice={quote(notice)}", status_code=303)
-
-
 def _group_url(group_id: str, rest: str = "") -> str:
     return f"{BASE}/{quote(group_id, safe='')}{rest}"
-
-
-def _reraise_refusal(exc: DomainError) -> None:
-    """Not allowed or not found are whole-page answers; anything else is shown in the form."""
-    if exc.status in (403, 404):
-        raise exc
 
 
 def _problem(exc: DomainError, text: str = "") -> dict[str, Any]:
@@ -441,9 +431,9 @@ def create_group(
         with session.begin_nested():
             group = service.create_group(session, console.actor, _create_input(form))
     except DomainError as exc:
-        _reraise_refusal(exc)
+        reraise_page_refusal(exc)
         return _new_page(request, session, console, form, exc)
-    return _done(_group_url(group.id), f"Group {group.display_name} created.")
+    return done(_group_url(group.id), f"Group {group.display_name} created.")
 
 
 # --- one group: Overview ----------------------------------------------------------------------
@@ -489,7 +479,7 @@ def set_processing(
         raise BadRequest("Assigned groups have no membership rule to pause.")
     data = GroupUpdate.model_validate({"membershipRuleProcessingState": state})
     service.update_group(session, console.actor, group.id, data)
-    return _done(
+    return done(
         _group_url(group.id),
         "Rule processing paused: members stay as they are until it is resumed."
         if state == "Paused"
@@ -565,9 +555,9 @@ def save_rule(
         with session.begin_nested():
             service.update_group(session, console.actor, group.id, data)
     except DomainError as exc:
-        _reraise_refusal(exc)
+        reraise_page_refusal(exc)
         return _rule_page(request, console, group, form, exc)
-    return _done(_group_url(group.id), "Rule saved; the members were recomputed.")
+    return done(_group_url(group.id), "Rule saved; the members were recomputed.")
 
 
 # --- Members ----------------------------------------------------------------------------------
@@ -659,7 +649,7 @@ def add_member(
             raise
         return _members(request, session, console, group, exc=exc, device_ref=device_ref)
     name = session.scalar(select(ManagedDevice.device_name).where(ManagedDevice.id == chosen))
-    return _done(_group_url(group.id, "/members"), f"{name} added to {group.display_name}.")
+    return done(_group_url(group.id, "/members"), f"{name} added to {group.display_name}.")
 
 
 @router.post("/{group_id}/members/{device_id}/remove")
@@ -671,7 +661,7 @@ def remove_member(
     group = service.get_group(session, console.actor, group_id, service.WRITE)
     name = session.scalar(select(ManagedDevice.device_name).where(ManagedDevice.id == device_id))
     service.remove_member(session, console.actor, group.id, device_id)
-    return _done(
+    return done(
         _group_url(group.id, "/members"), f"{name or device_id} removed from {group.display_name}."
     )
 
@@ -731,7 +721,7 @@ def validate_page(
             _check_rule(text)
             checks = [_check(session, console.actor, d, text) for d in chosen]
     except DomainError as exc:
-        _reraise_refusal(exc)
+        reraise_page_refusal(exc)
         status = exc.status
         ctx = _problem(exc, text)
     return _page(
@@ -794,4 +784,4 @@ def delete_group(
     group = service.get_group(session, console.actor, group_id, service.WRITE)
     name = group.display_name
     service.delete_group(session, console.actor, group.id)
-    return _done(BASE, f"Group {name} deleted. Its devices are untouched.")
+    return done(BASE, f"Group {name} deleted. Its devices are untouched.")

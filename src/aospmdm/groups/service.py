@@ -87,7 +87,7 @@ def checked_rule(text: str | None) -> Rule:
         return compiled(text)
     except RuleError as exc:
         raise BadRequest(
-            f"{exc} (at position {exc.position}).",
+            f"{exc.message} (at position {exc.position}).",
             target="membershipRule",
             code="invalidMembershipRule",
         ) from None
@@ -193,7 +193,7 @@ def update_group(session: Session, actor: Actor, group_id: str, data: GroupUpdat
     group = get_group(session, actor, group_id, WRITE)
     given = data.given()
     changes: dict[str, Any] = {}
-    if "membership_rule" in given:
+    if "membership_rule" in given and (group.is_dynamic or data.membership_rule is not None):
         if not group.is_dynamic:
             raise BadRequest("Assigned groups have no membership rule.", target="membershipRule")
         checked_rule(data.membership_rule)
@@ -306,6 +306,7 @@ def remove_member(session: Session, actor: Actor, group_id: str, device_id: str)
             "Members of a dynamic group follow its rule; they cannot be removed by hand.",
             code="dynamicGroupMembersReadOnly",
         )
+    access.get_visible(session, ManagedDevice, device_id, actor, devices.READ)
     member = session.get(GroupMember, (group.id, device_id))
     if member is None:
         raise NotFound(f"Device '{device_id}' is not a member of group '{group.display_name}'.")
@@ -418,7 +419,7 @@ def evaluate(
         group = get_group(session, actor, group_id)
         if not group.is_dynamic:
             raise BadRequest("This group is assigned, not dynamic: it has no rule to evaluate.")
-        text = group.membership_rule
+        text = data.membership_rule or group.membership_rule
     else:
         text = data.membership_rule
     rule = checked_rule(text)

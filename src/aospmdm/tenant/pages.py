@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from aospmdm.core import permissions
@@ -17,7 +16,7 @@ from aospmdm.tenant import access, audit, service
 from aospmdm.tenant.deps import ConsoleDep, ConsoleFormDep, SessionDep
 from aospmdm.tenant.models import AuditEvent, RoleDefinition
 from aospmdm.tenant.schemas import ScopeTagCreate
-from aospmdm.web.templating import render
+from aospmdm.web.templating import done, render
 
 router = APIRouter(prefix="/console/tenant")
 SECTION = "Tenant admin"
@@ -26,10 +25,6 @@ AUDIT_PAGE = 100
 
 def _page(request: Request, console: Any, name: str, **ctx: Any) -> HTMLResponse:
     return render(request, f"tenant/{name}", console=console, section=SECTION, **ctx)
-
-
-def _done(path: str, notice: str) -> Response:
-    return RedirectResponse(f"{path}?notice={quote(notice)}", status_code=303)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -54,7 +49,7 @@ def set_authority(session: SessionDep, console: ConsoleFormDep) -> Response:
     """Set the MDM authority."""
     org = service.organization(session)
     changed = service.set_mdm_authority(session, console.actor, org.id)
-    return _done(
+    return done(
         "/console/tenant/authority",
         "MDM authority set." if changed else "The MDM authority was already set.",
     )
@@ -130,7 +125,7 @@ def create_admin(
         if exc.status == 403:
             raise
         return admins(request, session, console, error=exc.message, status=exc.status)
-    return _done("/console/tenant/admins", f"Administrator {email.strip().lower()} added.")
+    return done("/console/tenant/admins", f"Administrator {email.strip().lower()} added.")
 
 
 @router.get("/roles", response_class=HTMLResponse)
@@ -190,7 +185,7 @@ def create_scope_tag(
         return scope_tags(request, session, console, error=exc.message, status=exc.status)
     except ValueError as exc:
         return scope_tags(request, session, console, error=str(exc), status=400)
-    return _done("/console/tenant/scope-tags", f"Scope tag {display_name.strip()} created.")
+    return done("/console/tenant/scope-tags", f"Scope tag {display_name.strip()} created.")
 
 
 def _local_time(value: str, name: str) -> datetime | None:

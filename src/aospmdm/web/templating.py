@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from aospmdm.core import clock
+from aospmdm.core.errors import DomainError
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -29,3 +31,14 @@ NAV: list[tuple[str, str | None]] = [
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("nav", NAV)
     return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def done(path: str, notice: str) -> RedirectResponse:
+    """After a successful form post: back to a page that shows the notice (post/redirect/get)."""
+    return RedirectResponse(f"{path}?notice={quote(notice)}", status_code=303)
+
+
+def reraise_page_refusal(exc: DomainError) -> None:
+    """Not allowed and not found are whole-page answers; other refusals go next to the form."""
+    if exc.status in (403, 404):
+        raise exc
