@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -51,12 +52,6 @@ def _no_browser(reason: str) -> None:
     if os.environ.get("AOSPMDM_REQUIRE_BROWSER") == "1":
         pytest.fail(f"{reason}, and AOSPMDM_REQUIRE_BROWSER=1 requires the browser tests")
     pytest.skip(f"{reason}: browser tests skipped (install Debian's chromium to run them)")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def aospmdm_program() -> str:

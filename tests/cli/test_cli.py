@@ -11,7 +11,6 @@ import getpass
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from typer.testing import CliRunner
 from aospmdm.cli import app as cli_app
 from aospmdm.core.config import Settings
 from aospmdm.server import create_app
+from tests.servers import free_port
 
 PASSWORD = "correct horse battery staple"
 HELP_DESK = "Help Desk Operator"
@@ -356,12 +356,6 @@ def test_bad_input_never_prints_a_traceback(tmp_path: Path) -> None:
 
 
 # --- the CLI and a running server share the SQLite file -----------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
