@@ -1,4 +1,4 @@
-"""Run every benchmark in bench/ and print its figures."""
+"""Run every benchmark in bench/ (each module with a main()) and print its figures."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import bench
 
 def main() -> None:
     for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):
-        if info.name not in ("server", "__main__"):
-            importlib.import_module(f"bench.{info.name}").main()
+        module = importlib.import_module(f"bench.{info.name}")
+        if info.name != "__main__" and hasattr(module, "main"):
+            print(flush=True)
+            module.main()
 
 
 if __name__ == "__main__":
