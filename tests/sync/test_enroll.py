@@ -367,3 +367,28 @@ def test_responses_tolerate_fields_a_later_server_adds() -> None:
         "somethingNew": {"x": 1},
     }
     assert protocol.CheckinResponse.model_validate(later).next_check_in_seconds == 60
+
+
+def test_non_ascii_digits_and_nul_characters_are_clean_refusals(ready: Env) -> None:
+    p = profile(ready)
+    dev = Device(ready.client)
+    dev.enroll(secret_of(p))
+    body = dev.checkin_body()
+    headers = {
+        protocol.HEADER_DEVICE: dev.device_id or "",
+        protocol.HEADER_TIMESTAMP: "\u00b2",
+        protocol.HEADER_NONCE: "n" * 20,
+        protocol.HEADER_SIGNATURE: "x",
+    }
+    r = ready.client.post(
+        "/device/v1/checkin",
+        content=body,
+        headers={k: v.encode("latin-1") for k, v in headers.items()},
+    )  # type: ignore[misc]
+    assert r.status_code == 401, r.text
+    nul = Device(ready.client)
+    facts = nul.facts().model_dump(by_alias=True) | {"serialNumber": "NUL\x00SERIAL"}
+    r = nul.enroll(secret_of(p), facts=facts)
+    assert r.status_code == 400, r.text
+    r = ready.call("POST", "/beta/deviceManagement/roleScopeTags", json={"displayName": "a\x00b"})
+    assert r.status_code == 400 and r.json()["error"]["target"] == "displayName"

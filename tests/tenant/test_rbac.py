@@ -433,3 +433,24 @@ def test_the_last_intune_administrator_cannot_be_disabled(env: Env) -> None:
     with pytest.raises(Conflict), env.db() as s:
         service.set_admin_enabled(s, access.cli_actor(), "root@example.com", enabled=False)
     assert env.call("GET", "/beta/organization").status_code == 200
+
+
+def test_a_scoped_admin_cannot_strip_tags_it_cannot_see(env: Env) -> None:
+    a, b = env.tag("A"), env.tag("B")
+    role = env.call(
+        "POST", f"{DM}/roleDefinitions", json=role_body("shared", ["audit.read"], [a, b])
+    ).json()
+    scoped_a = env.custom_admin(["roles.read", "roles.write", "audit.read"], tags=["A"])
+    c = env.tag("C")
+    scoped_ac = env.custom_admin(["roles.read", "roles.write", "audit.read"], tags=["A", "C"])
+    r = env.call(
+        "PATCH",
+        f"{DM}/roleDefinitions/{role['id']}",
+        token=scoped_ac,
+        json={"roleScopeTagIds": [c]},
+    )
+    assert r.status_code == 200, r.text
+    assert sorted(r.json()["roleScopeTagIds"]) == sorted([b, c]), "B stays: it was out of scope"
+    scoped_b = env.custom_admin(["roles.read"], tags=["B"])
+    assert env.call("GET", f"{DM}/roleDefinitions/{role['id']}", token=scoped_b).status_code == 200
+    assert env.call("GET", f"{DM}/roleDefinitions/{role['id']}", token=scoped_a).status_code == 404

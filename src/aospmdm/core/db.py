@@ -15,7 +15,6 @@ from sqlalchemy import (
     DateTime,
     Engine,
     MetaData,
-    String,
     TypeDecorator,
     create_engine,
     event,
@@ -71,10 +70,6 @@ def dialect_name(db: Executor) -> str:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def id_column_type() -> String:
-    return String(36)
 
 
 def make_engine(url: str) -> Engine:

@@ -34,6 +34,7 @@ class GraphInput(BaseModel):
     def _drop_annotations(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        _refuse_nul(data)
         kept: dict[str, Any] = {}
         declared = {f.alias for f in cls.model_fields.values() if f.alias}
         for key, value in data.items():
@@ -60,3 +61,16 @@ class GraphInput(BaseModel):
     def given(self) -> dict[str, Any]:
         """The fields the client actually sent (for PATCH)."""
         return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+def _refuse_nul(value: Any, path: str = "") -> None:
+    """Text may not hold NUL characters: PostgreSQL cannot store them (and no admin means one)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest("Text may not contain NUL (\\u0000) characters.", target=path or None)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _refuse_nul(item, f"{path}.{n}")

@@ -85,8 +85,6 @@ async def checkin(request: Request) -> Response:
             request.state.actor = service.device_actor(device, client_address(request))
             return service.check_in(conn, settings, device, _parse(protocol.CheckinRequest, raw))
 
-    if engine.dialect.name == "sqlite":
-        # SQLite work is in-process CPU with one writer at a time: handing it to a worker
-        # thread only adds a thread switch and a lock handoff per check-in.
-        return _json(work())
+    # In a worker thread, like every request: on the event loop, waiting for SQLite's write
+    # turn would stall the loop while the holder (another request) needs it to finish.
     return _json(await run_in_threadpool(work))

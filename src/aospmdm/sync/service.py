@@ -249,7 +249,7 @@ def authenticate(
             code="signatureMissing",
         )
     if (
-        not ts_text.isdigit()
+        not (ts_text.isascii() and ts_text.isdigit())
         or len(ts_text) > 15
         or not protocol.NONCE_PATTERN.match(nonce)
         or len(device_id) > 64

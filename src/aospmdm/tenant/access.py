@@ -237,9 +237,21 @@ def tag_new(
 def set_tags(
     session: Session, model: Any, obj_id: str, actor: Actor, perm: str, requested: Sequence[str]
 ) -> list[str]:
-    """Replace an object's tags. A scoped admin cannot remove the last tag; an unscoped admin
-    who clears them gets ``Default``, since every object carries at least one tag."""
+    """Replace an object's tags. A scoped admin changes only the tags in its scope: tags it
+    cannot see stay, so it cannot hide an object from the admins scoped to them. A scoped
+    admin cannot remove the last tag; an unscoped admin who clears them gets ``Default``,
+    since every object carries at least one tag."""
     tag_ids = _checked_tags(session, actor, perm, requested)
+    scope = actor.scope(perm)
+    if scope is not None:
+        kept = [t for t in tags_of(session, model, [obj_id])[obj_id] if t not in scope]
+        tag_ids = list(dict.fromkeys([*tag_ids, *kept]))
+        if len(tag_ids) > MAX_TAGS_PER_OBJECT:
+            raise BadRequest(
+                f"An object can hold at most {MAX_TAGS_PER_OBJECT} scope tags, counting the "
+                "ones outside your scope that it keeps.",
+                target="roleScopeTagIds",
+            )
     if not tag_ids:
         if actor.scope(perm) is not None:
             raise BadRequest(
