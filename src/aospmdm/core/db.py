@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -95,6 +96,7 @@ def make_engine(url: str) -> Engine:
         # timeout. The lock is held from BEGIN until the connection returns to the pool,
         # which is after COMMIT or ROLLBACK.
         turn = threading.Lock()
+        _turns[engine] = turn
 
         # Take the write lock when the transaction starts: a deferred transaction that later
         # writes can fail with SQLITE_BUSY without waiting, while BEGIN IMMEDIATE waits its turn.
@@ -102,7 +104,9 @@ def make_engine(url: str) -> Engine:
         def _begin(conn: Any) -> None:
             record = conn.connection._connection_record
             if record is not None and not record.info.get("turn"):
-                if not turn.acquire(timeout=60):
+                if _taken.turn is turn:
+                    _taken.turn = None  # taken ahead by try_turn on this thread
+                elif not turn.acquire(timeout=60):
                     raise TimeoutError("waited 60 s for the database")
                 record.info["turn"] = True
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -114,6 +118,34 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+_turns: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+class _Taken(threading.local):
+    turn: threading.Lock | None = None
+
+
+_taken = _Taken()
+
+
+@contextmanager
+def turn_if_free(engine: Engine) -> Iterator[bool]:
+    """On SQLite, take this process's write turn only if nobody holds it, for work that must
+    not wait (on the event loop); the next transaction this thread begins uses it. Yields
+    False when the turn is busy, or on PostgreSQL, where there is no such turn."""
+    turn = _turns.get(engine)
+    if turn is None or not turn.acquire(blocking=False):
+        yield False
+        return
+    _taken.turn = turn
+    try:
+        yield True
+    finally:
+        if _taken.turn is turn:  # no transaction began to take it over
+            _taken.turn = None
+            turn.release()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
