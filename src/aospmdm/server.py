@@ -62,7 +62,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings.instance_key  # noqa: B018  (made now, not at the first sign-in)
     service.ensure_bootstrapped(sessions)
 
-    jobs = [Job("prune request nonces", 300, sync_service.prune_nonces)]
+    jobs = [
+        Job("prune request nonces", 300, sync_service.prune_nonces),
+        Job("prune sign-in state", 600, lambda s: service.prune_sign_in_state(s, settings)),
+    ]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

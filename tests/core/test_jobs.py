@@ -61,3 +61,22 @@ def test_only_one_worker_runs_a_job_at_a_time(env: Env) -> None:
         second.join(10)
     first.join(10)
     assert runs.count("ran") == (1 if env.app.state.engine.dialect.name == "postgresql" else 2)
+
+
+def test_idle_console_sessions_and_old_failures_are_pruned(env: Env) -> None:
+    from aospmdm.tenant import service
+    from aospmdm.tenant.models import ConsoleSession, SignInFailure
+    from tests.conftest import PASSWORD
+
+    with env.db() as s:
+        assert service.sign_in(s, env.settings, "root@example.com", PASSWORD, "1.2.3.4").admin
+        service.sign_in(s, env.settings, "root@example.com", "wrong password!", "1.2.3.4")
+    clock.advance(env.settings.session_idle_minutes * 60 - 5)
+    with env.db() as s:
+        service.sign_in(s, env.settings, "root@example.com", PASSWORD, "1.2.3.4")
+    clock.advance(10)
+    job = Job("prune sign-in state", 1, lambda s: service.prune_sign_in_state(s, env.settings))
+    assert run_once(env.sessions, job)
+    with env.db() as s:
+        assert s.scalar(select(func.count()).select_from(ConsoleSession)) == 1, "the fresh one"
+        assert s.scalar(select(func.count()).select_from(SignInFailure)) == 0

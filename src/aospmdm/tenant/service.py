@@ -428,7 +428,6 @@ def sign_in(
         )
     )
     admin.last_sign_in_at = now
-    session.execute(delete(SignInFailure).where(SignInFailure.at < since))
     audit.record(
         session,
         access.Actor(name=admin.email, type="admin", admin_id=admin.id, address=address),
@@ -445,7 +444,8 @@ def sign_in(
 def console_session(
     session: Session, settings: Settings, token: str
 ) -> tuple[Admin, ConsoleSession] | None:
-    """The live console session for a cookie's token; idle sessions end here."""
+    """The live console session for a cookie's token; an idle one is over (the
+    ``prune_sign_in_state`` job deletes it)."""
     row = session.scalars(
         select(ConsoleSession).where(ConsoleSession.token_hash == hash_secret(token))
     ).first()
@@ -453,7 +453,6 @@ def console_session(
         return None
     now = clock.now()
     if now - row.last_seen_at > timedelta(minutes=settings.session_idle_minutes):
-        session.delete(row)
         return None
     admin = session.get(Admin, row.admin_id)
     if admin is None or not admin.enabled:
@@ -461,6 +460,21 @@ def console_session(
     if now - row.last_seen_at > timedelta(seconds=30):
         row.last_seen_at = now
     return admin, row
+
+
+def prune_sign_in_state(session: Session, settings: Settings) -> None:
+    """Delete idle console sessions and failed sign-ins older than the throttling window."""
+    now = clock.now()
+    session.execute(
+        delete(ConsoleSession).where(
+            ConsoleSession.last_seen_at < now - timedelta(minutes=settings.session_idle_minutes)
+        )
+    )
+    session.execute(
+        delete(SignInFailure).where(
+            SignInFailure.at < now - timedelta(minutes=settings.signin_window_minutes)
+        )
+    )
 
 
 def sign_out(session: Session, actor: Actor, row: ConsoleSession) -> None:
