@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from aospmdm.cli.common import DataDir, migrate_or_fail, operator_session, settings_for
+from aospmdm.cli.common import DataDir, migrate_or_fail, settings_for
+from aospmdm.core.db import transaction
 from aospmdm.tenant import service
 
 
@@ -26,7 +27,14 @@ def serve(
     settings = settings_for(data_dir)
     if "AOSPMDM_PUBLIC_URL" not in os.environ:
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
-    with operator_session(data_dir) as session:
+    # Imported here: the other commands need neither the web server nor the app.
+    import uvicorn
+
+    from aospmdm.server import create_app
+
+    migrate_or_fail(settings)
+    app = create_app(settings)  # one engine, bootstrapped once
+    with transaction(app.state.sessions) as session:
         first = service.ensure_first_admin(session)
     if first is not None:
         email, password = first
@@ -37,9 +45,4 @@ def serve(
             f"  password:  {password}\n"
             f"  API token: aospmdm admin token {email}\n"
         )
-    # Imported here: the other commands need neither the web server nor the app.
-    import uvicorn
-
-    from aospmdm.server import create_app
-
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info")

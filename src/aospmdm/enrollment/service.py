@@ -467,14 +467,14 @@ def create_token(
 ) -> EnrollmentToken:
     """Graph's createToken: a new token valid for ``seconds``, replacing the current one."""
     actor.require(WRITE)
-    get_profile(session, actor, profile_id, WRITE)
+    profile = get_profile(session, actor, profile_id, WRITE)
     if not 1 <= seconds <= MAX_TOKEN_SECONDS:
         raise BadRequest(
             f"tokenValidityInSeconds must be between 1 and {MAX_TOKEN_SECONDS} (90 days).",
             target="tokenValidityInSeconds",
         )
-    expires_at = clock.now() + timedelta(seconds=seconds)
-    return replace_token(session, settings, actor, profile_id, expires_at)
+    expires_at = check_expiry(clock.now() + timedelta(seconds=seconds))
+    return _issue_token(session, settings, actor, profile, expires_at)
 
 
 def replace_token(

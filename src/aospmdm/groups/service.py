@@ -373,38 +373,44 @@ def _apply(db: Executor, group_id: str, added: set[str], removed: set[str]) -> N
 
 
 def refresh_device(db: Executor, device_id: str) -> None:
-    """Re-evaluate one device against every active dynamic group."""
-    rules = [
-        (gid, text)
-        for gid, text, types, state in db.execute(
-            select(
-                _GROUPS.c.id,
-                _GROUPS.c.membership_rule,
-                _GROUPS.c.group_types,
-                _GROUPS.c.processing_state,
-            ).where(_GROUPS.c.membership_rule.is_not(None))
+    """Re-evaluate one device against every active dynamic group (only dynamic groups have a
+    rule), with at most one DELETE and one INSERT."""
+    rules = list(
+        db.execute(
+            select(_GROUPS.c.id, _GROUPS.c.membership_rule).where(
+                _GROUPS.c.membership_rule.is_not(None), _GROUPS.c.processing_state == "On"
+            )
         )
-        if state == "On" and DYNAMIC in (types or [])
-    ]
+    )
     if not rules:
         return
     row = db.execute(devices.rule_rows([device_id])).first()
     if row is None:
         return
     props = devices.rule_properties(row._mapping)
-    dynamic_ids = [gid for gid, _ in rules]
     current = set(
         db.scalars(
             select(_MEMBERS.c.group_id).where(
-                _MEMBERS.c.device_id == device_id, _MEMBERS.c.group_id.in_(dynamic_ids)
+                _MEMBERS.c.device_id == device_id, _MEMBERS.c.group_id.in_([g for g, _ in rules])
             )
         )
     )
     should = {gid for gid, text in rules if compiled(text).matches(props)}
-    for gid in should - current:
-        _apply(db, gid, {device_id}, set())
-    for gid in current - should:
-        _apply(db, gid, set(), {device_id})
+    if current - should:
+        db.execute(
+            delete(_MEMBERS).where(
+                _MEMBERS.c.device_id == device_id, _MEMBERS.c.group_id.in_(sorted(current - should))
+            )
+        )
+    if should - current:
+        now = clock.now()
+        db.execute(
+            insert(_MEMBERS),
+            [
+                {"group_id": g, "device_id": device_id, "added_at": now}
+                for g in sorted(should - current)
+            ],
+        )
 
 
 devices.on_rule_properties_changed(refresh_device)
