@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 import aospmdm.devices.models
 import aospmdm.enrollment.models
 import aospmdm.groups.models
+import aospmdm.policies.models
 import aospmdm.sync.models
 import aospmdm.tenant.models  # noqa: F401
 from aospmdm.core.db import Base

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic.alias_generators import to_camel
@@ -100,6 +100,25 @@ class InstalledApp(Message):
     display_name: Text = ""
 
 
+# From weakest to strongest (Android's password quality).
+PASSCODE_TYPES = (
+    "none",
+    "numeric",
+    "numericComplex",
+    "alphabetic",
+    "alphanumeric",
+    "alphanumericWithSymbols",
+)
+PasscodeType = Literal[
+    "none",
+    "numeric",
+    "numericComplex",
+    "alphabetic",
+    "alphanumeric",
+    "alphanumericWithSymbols",
+]
+
+
 class DeviceFacts(Message):
     """What a device reports about itself."""
 
@@ -111,6 +130,11 @@ class DeviceFacts(Message):
     battery_level: Annotated[int, Field(ge=0, le=100)] | None = None
     is_encrypted: bool | None = None
     is_rooted: bool | None = None
+    # The screen lock as it is now: its kind ("none" when there is no passcode), its length,
+    # and the inactivity after which the device locks. Compliance policies read these.
+    passcode_type: PasscodeType | None = None
+    passcode_length: Annotated[int, Field(ge=0, le=64)] | None = None
+    lock_after_inactivity_minutes: Annotated[int, Field(ge=0, le=10080)] | None = None
 
 
 def installed_apps_hash(apps: Sequence[InstalledApp]) -> str:
@@ -161,6 +185,36 @@ class EnrollResponse(Answer):
     required_apps: list[RequiredApp]
 
 
+# --- policies -------------------------------------------------------------------------------
+
+PolicyVersion = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{1,64}$")]
+
+
+class SettingReport(Message):
+    """What the device did with one restriction of the policy it applied."""
+
+    name: ShortText
+    # applied: in force now; failed: the device tried and could not; notSupported: this
+    # device has no such control.
+    state: Literal["applied", "failed", "notSupported"]
+    current_value: bool | int | ShortText | None = None
+    message: Text = ""
+
+
+class WifiReport(Message):
+    ssid: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    state: Literal["applied", "failed", "notSupported"]
+    message: Text = ""
+
+
+class PolicyReport(Message):
+    """Sent with the first check-in after the device applied a policy version."""
+
+    version: PolicyVersion
+    settings: Annotated[list[SettingReport], Field(max_length=100)] = []
+    wifi_networks: Annotated[list[WifiReport], Field(max_length=100)] = []
+
+
 class CheckinRequest(Message):
     protocol_version: int = PROTOCOL_VERSION
     agent_version: ShortText
@@ -169,6 +223,36 @@ class CheckinRequest(Message):
     # Sent only when the hash changed since the last check-in the server acknowledged, or
     # when the server asked for it (``sendInstalledApps``).
     installed_apps: Apps | None = None
+    # The version of the policy in force on the device ("" or absent: none yet).
+    applied_policy_version: Annotated[str, StringConstraints(max_length=64)] | None = None
+    policy_report: PolicyReport | None = None
+
+
+class WifiProxy(Answer):
+    type: str  # manual | automatic
+    host: str | None = None
+    port: int | None = None
+    exclusion_list: list[str] = []
+    pac_url: str | None = None
+
+
+class WifiNetwork(Answer):
+    ssid: str
+    network_name: str
+    security_type: str  # open | wep | wpaPersonal
+    pre_shared_key: str | None = None
+    connect_automatically: bool = False
+    hidden: bool = False
+    proxy: WifiProxy | None = None
+
+
+class EffectivePolicy(Answer):
+    """Everything the device must enforce, merged from the policies assigned to it. A
+    restriction that is absent is not configured: the device's own default holds."""
+
+    version: str
+    restrictions: dict[str, bool | int | str] = {}
+    wifi_networks: list[WifiNetwork] = []
 
 
 class CheckinResponse(Answer):
@@ -176,4 +260,6 @@ class CheckinResponse(Answer):
     next_check_in_seconds: int
     # The server lacks the list for the hash the device sent: send it next time.
     send_installed_apps: bool = False
+    # Present only when it differs from the version the device said it applied.
+    policy: EffectivePolicy | None = None
     commands: list[dict[str, object]] = []

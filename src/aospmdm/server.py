@@ -29,6 +29,8 @@ from aospmdm.enrollment import api as enrollment_api
 from aospmdm.enrollment import pages as enrollment_pages
 from aospmdm.groups import api as groups_api
 from aospmdm.groups import pages as groups_pages
+from aospmdm.policies import api as policies_api
+from aospmdm.policies import service as policies_service
 from aospmdm.sync import api as sync_api
 from aospmdm.sync import service as sync_service
 from aospmdm.tenant import access, audit, service
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     jobs = [
         Job("prune request nonces", 300, sync_service.prune_nonces),
         Job("prune sign-in state", 600, lambda s: service.prune_sign_in_state(s, settings)),
+        Job("compliance", 300, policies_service.compliance_job),
+        Job("send notifications", 60, lambda s: policies_service.send_outbox(s, settings)),
     ]
 
     @asynccontextmanager
@@ -98,6 +102,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(enrollment_api.router, tags=["enrollment"])
     app.include_router(devices_api.router, tags=["devices"])
     app.include_router(groups_api.router, tags=["groups"])
+    app.include_router(policies_api.router, tags=["policies"])
     app.include_router(sync_api.router, tags=["device protocol"])
     app.include_router(web_pages.router, include_in_schema=False)
     app.include_router(tenant_pages.router, include_in_schema=False)

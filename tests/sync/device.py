@@ -43,6 +43,8 @@ class Device:
     )
     device_id: str | None = None
     apps: list[protocol.InstalledApp] = field(default_factory=lambda: list(APPS))
+    # The policy version this device has applied (sent with every check-in).
+    applied: str | None = None
 
     def facts(self, **over: Any) -> protocol.DeviceFacts:
         values = {
@@ -103,17 +105,31 @@ class Device:
         }
         return self.client.post(path, content=body, headers=headers)
 
-    def checkin_body(self, send_apps: bool = False, **facts: Any) -> bytes:
+    def checkin_body(
+        self,
+        send_apps: bool = False,
+        applied_policy_version: str | None = None,
+        policy_report: protocol.PolicyReport | None = None,
+        **facts: Any,
+    ) -> bytes:
         req = protocol.CheckinRequest(
             agent_version=self.agent_version,
             facts=self.facts(**facts),
             installed_apps_hash=protocol.installed_apps_hash(self.apps),
             installed_apps=self.apps if send_apps else None,
+            applied_policy_version=applied_policy_version,
+            policy_report=policy_report,
         )
         return req.model_dump_json(by_alias=True).encode()
 
     def checkin(self, send_apps: bool = False, **kw: Any) -> httpx.Response:
-        return self.signed("/device/v1/checkin", self.checkin_body(send_apps), **kw)
+        body = self.checkin_body(
+            send_apps,
+            kw.pop("applied_policy_version", self.applied),
+            kw.pop("policy_report", None),
+            **kw.pop("facts", {}),
+        )
+        return self.signed("/device/v1/checkin", body, **kw)
 
 
 def now_ms() -> int:

@@ -86,7 +86,8 @@ def test_enroll_then_check_in_and_see_the_device(ready: Env) -> None:
     assert d["model"] == "Navigator 500" and d["osVersion"] == "11"
     assert d["androidSecurityPatchLevel"] == "2024-05-05"
     assert d["isEncrypted"] is True and d["jailBroken"] == "False"
-    assert d["complianceState"] == "unknown" and d["userPrincipalName"] is None
+    # Judged at the check-in: no compliance policy applies, and secureByDefault is off.
+    assert d["complianceState"] == "compliant" and d["userPrincipalName"] is None
     assert d["roleScopeTagIds"] == [a], "devices inherit the profile's tags"
     apps = ready.call("GET", f"{D}/{dev.device_id}/detectedApps").json()["value"]
     assert [(x["displayName"], x["version"]) for x in apps] == [("Launcher", "2.1.0")]

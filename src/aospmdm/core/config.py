@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     authenticator_apk_url: str | None = None
     portal_apk_url: str | None = None
 
+    # Compliance notifications go out by SMTP when a host is set; else they wait in the outbox.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "aospmdm@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+
     @property
     def resolved_agent_apk_url(self) -> str:
         return self.agent_apk_url or f"{self.public_url.rstrip('/')}/device/v1/agent.apk"

@@ -8,9 +8,10 @@ names its type, must name that type.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from aospmdm.core.errors import BadRequest
@@ -18,6 +19,7 @@ from aospmdm.core.errors import BadRequest
 # Times arrive as ISO 8601 text in JSON; strict mode would only take datetime objects.
 Timestamp = Annotated[datetime, Field(strict=False)]
 
+M = TypeVar("M", bound=BaseModel)
 READ_ONLY = frozenset({"id", "createdDateTime", "lastModifiedDateTime", "isBuiltIn"})
 
 
@@ -74,3 +76,14 @@ def _refuse_nul(value: Any, path: str = "") -> None:
     elif isinstance(value, list):
         for n, item in enumerate(value):
             _refuse_nul(item, f"{path}.{n}")
+
+
+def validated(model: type[M], data: Any) -> M:
+    """Validate a body the route had to read before it knew its schema (a Graph collection
+    holding several @odata.types); errors answer 400 like any other body."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]
+        ) from None

@@ -35,6 +35,12 @@ class ManagedDevice(Base):
     battery_level: Mapped[int | None] = mapped_column(Integer)
     is_encrypted: Mapped[bool | None] = mapped_column(Boolean)
     is_rooted: Mapped[bool | None] = mapped_column(Boolean)
+    # The screen lock as reported: kind ("none": no passcode), length, lock-after minutes.
+    passcode_type: Mapped[str | None] = mapped_column(String(32))
+    passcode_length: Mapped[int | None] = mapped_column(Integer)
+    lock_after_inactivity_minutes: Mapped[int | None] = mapped_column(Integer)
+    # The version of the effective policy the device last said it applied.
+    applied_policy_version: Mapped[str | None] = mapped_column(String(64))
     agent_version: Mapped[str] = mapped_column(String(64))
     # The device's own ECDSA P-256 public key (SubjectPublicKeyInfo DER, base64url).
     public_key: Mapped[str] = mapped_column(Text)

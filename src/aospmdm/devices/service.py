@@ -138,6 +138,9 @@ def _fact_columns(facts: protocol.DeviceFacts) -> dict[str, Any]:
         "battery_level": facts.battery_level,
         "is_encrypted": facts.is_encrypted,
         "is_rooted": facts.is_rooted,
+        "passcode_type": facts.passcode_type,
+        "passcode_length": facts.passcode_length,
+        "lock_after_inactivity_minutes": facts.lock_after_inactivity_minutes,
     }
 
 
@@ -174,6 +177,12 @@ _STATE_COLUMNS = (
     "battery_level",
     "is_encrypted",
     "is_rooted",
+    "passcode_type",
+    "passcode_length",
+    "lock_after_inactivity_minutes",
+    "applied_policy_version",
+    "last_sync_at",
+    "compliance_state",
 )
 TABLE = cast("Table", ManagedDevice.__table__)
 _APPS = cast("Table", DeviceApp.__table__)
@@ -198,6 +207,12 @@ class DeviceState:
     battery_level: int | None
     is_encrypted: bool | None
     is_rooted: bool | None
+    passcode_type: str | None
+    passcode_length: int | None
+    lock_after_inactivity_minutes: int | None
+    applied_policy_version: str | None
+    last_sync_at: datetime
+    compliance_state: str
 
 
 def device_state(db: Executor, device_id: str) -> DeviceState | None:
@@ -215,6 +230,7 @@ def record_check_in(
     agent_version: str,
     apps_hash: str,
     apps: Sequence[protocol.InstalledApp] | None,
+    applied_policy_version: str | None,
     now: datetime,
 ) -> bool:
     """Store what a check-in reported, writing only what changed. Returns whether the server
@@ -225,6 +241,10 @@ def record_check_in(
             values[column] = value
     if device.agent_version != agent_version:
         values["agent_version"] = agent_version
+    if applied_policy_version is not None and (
+        applied_policy_version != device.applied_policy_version
+    ):
+        values["applied_policy_version"] = applied_policy_version
     missing_apps = False
     if apps_hash != device.installed_apps_hash:
         if apps is not None and protocol.installed_apps_hash(apps) == apps_hash:

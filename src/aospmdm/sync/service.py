@@ -31,6 +31,7 @@ from aospmdm.devices.models import ManagedDevice
 from aospmdm.enrollment import device_names
 from aospmdm.enrollment import service as enrollment
 from aospmdm.enrollment.models import EnrollmentProfile
+from aospmdm.policies import service as policies
 from aospmdm.sync.models import NONCES, RequestNonce
 from aospmdm.tenant import access, audit
 from aospmdm.tenant import service as tenant
@@ -326,10 +327,21 @@ def check_in(
         agent_version=body.agent_version,
         apps_hash=body.installed_apps_hash,
         apps=body.installed_apps,
+        applied_policy_version=body.applied_policy_version,
         now=now,
+    )
+    policy = policies.for_check_in(
+        db,
+        settings,
+        device,
+        body.facts,
+        body.applied_policy_version,
+        body.policy_report,
+        now,
     )
     return protocol.CheckinResponse(
         server_time=clock.iso(now) or "",
         next_check_in_seconds=next_check_in_seconds(device.enrolled_at, now),
         send_installed_apps=missing,
+        policy=policy,
     )

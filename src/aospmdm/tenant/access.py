@@ -30,7 +30,7 @@ from aospmdm.tenant.models import (
 )
 
 MAX_TAGS_PER_OBJECT = 100
-ActorType = Literal["admin", "cli", "anonymous", "device"]
+ActorType = Literal["admin", "cli", "anonymous", "device", "system"]
 T = TypeVar("T")
 
 
@@ -76,6 +76,10 @@ def cli_actor() -> Actor:
         type="cli",
         grants={p.name: None for p in permissions.all_permissions()},
     )
+
+
+# The server acting on its own rules (a compliance action coming due, a periodic job).
+SYSTEM = Actor(name="aospmdm", type="system")
 
 
 def anonymous(address: str | None) -> Actor:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session
 
 from aospmdm.core import clock
+from aospmdm.core.db import Executor, new_id
 from aospmdm.core.odata import Field
 from aospmdm.tenant.access import Actor
 from aospmdm.tenant.models import AuditEvent
@@ -29,7 +30,7 @@ FILTER_FIELDS = {
 
 
 def record(
-    session: Session,
+    session: Executor,
     actor: Actor,
     *,
     category: str,
@@ -57,8 +58,15 @@ def record(
         details=details or {},
         message=message,
     )
-    session.add(event)
-    session.flush()
+    if isinstance(session, Session):
+        session.add(event)
+        session.flush()
+    else:
+        # A Core connection (the device check-in path): the same row, as one INSERT.
+        values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}
+        values["id"] = values["id"] or new_id()
+        event.id = values["id"]
+        session.execute(insert(AuditEvent).values(**values))
     return event
 
 
