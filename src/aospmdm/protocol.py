@@ -223,7 +223,7 @@ class CheckinRequest(Message):
     # Sent only when the hash changed since the last check-in the server acknowledged, or
     # when the server asked for it (``sendInstalledApps``).
     installed_apps: Apps | None = None
-    # The version of the policy in force on the device ("" or absent: none yet).
+    # The version of the policy in force on the device ("0", "" or absent: none yet).
     applied_policy_version: Annotated[str, StringConstraints(max_length=64)] | None = None
     policy_report: PolicyReport | None = None
 

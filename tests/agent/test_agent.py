@@ -292,6 +292,10 @@ def test_enroll_sends_the_facts_and_a_fresh_p256_key(
         "securityPatchLevel": "2024-05-05",
         "isEncrypted": True,
         "isRooted": False,
+        # A fresh device has no screen lock.
+        "passcodeType": "none",
+        "passcodeLength": 0,
+        "lockAfterInactivityMinutes": 0,
     }
     # The app list holds the system apps and the agent the setup wizard installed.
     packages = [a["packageName"] for a in body["installedApps"]]

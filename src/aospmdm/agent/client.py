@@ -26,6 +26,10 @@ from .device import Device, merged_apps, new_key, public_key_b64, version_code
 ENROLL_PATH = "/device/v1/enroll"
 CHECKIN_PATH = "/device/v1/checkin"
 TIMEOUT_SECONDS = 30.0
+# After applying a policy the agent checks in again at once to report on it; if that answer
+# brings yet another policy, again, up to this many times. A report still unsent after them
+# travels with the next scheduled check-in.
+MAX_POLICY_REPORTS = 3
 
 _R = TypeVar("_R", bound=BaseModel)
 
@@ -117,8 +121,12 @@ class Enroll:
 
 
 class Checkin:
-    """One signed check-in: report the facts and the apps hash (the app list only when the
-    server lacks it), then apply the answer: the schedule and any commands."""
+    """One signed check-in: report the facts, the apps hash (the app list only when the
+    server lacks it), the policy version in force and any report on it not yet delivered,
+    then apply the answer: the schedule, a new policy and any commands.
+
+    ``report_due`` says afterwards whether the device applied a policy whose report it should
+    deliver now, with another check-in (``AgentClient.checkin`` does)."""
 
     def __init__(self, device: Device):
         state = device.state
@@ -129,12 +137,15 @@ class Checkin:
         self.device = device
         self.apps_hash, apps = device.apps_to_send()
         self.sent_apps = apps is not None
+        self.sent_report = device.report_to_send()
         agent_version = state.agent_version or DEFAULT_AGENT_VERSION
         request = p.CheckinRequest(
             agent_version=agent_version,
             facts=device.facts(),
             installed_apps_hash=self.apps_hash,
             installed_apps=apps,
+            applied_policy_version=state.applied_policy_version,
+            policy_report=self.sent_report,
         )
         url = state.server_url + CHECKIN_PATH
         body = _json(request)
@@ -154,11 +165,19 @@ class Checkin:
         state.send_installed_apps = answer.send_installed_apps
         state.next_check_in_seconds = answer.next_check_in_seconds
         state.last_check_in_ms = int(time.time() * 1000)
+        if self.sent_report is not None and self.sent_report is state.policy_report:
+            state.policy_report_delivered = True
+        if answer.policy is not None:
+            self.device.apply_policy(answer.policy)
         for command in answer.commands:
             handler = COMMAND_HANDLERS.get(str(command.get("type")))
             if handler is not None:
                 handler(self.device, command)
         return answer
+
+    @property
+    def report_due(self) -> bool:
+        return self.device.report_to_send() is not None
 
 
 class AgentClient:
@@ -199,8 +218,19 @@ class AgentClient:
         return exchange.finish(self._send(exchange.call))
 
     def checkin(self, device: Device) -> p.CheckinResponse:
+        """Check in; when the answer brings a policy, apply it and report on it at once in
+        further check-ins (at most ``MAX_POLICY_REPORTS``). The device is saved before each
+        of those, so that a failed report leaves it with the policy applied and the report
+        kept for the next check-in. Returns the last answer."""
         exchange = Checkin(device)
-        return exchange.finish(self._send(exchange.call))
+        answer = exchange.finish(self._send(exchange.call))
+        for _ in range(MAX_POLICY_REPORTS):
+            if not exchange.report_due:
+                break
+            device.save()
+            exchange = Checkin(device)
+            answer = exchange.finish(self._send(exchange.call))
+        return answer
 
     def _send(self, call: Call) -> httpx.Response:
         try:
@@ -220,8 +250,15 @@ async def enroll_async(
 
 
 async def checkin_async(http: httpx.AsyncClient, device: Device) -> p.CheckinResponse:
+    """``AgentClient.checkin`` for the simulator's in-memory devices."""
     exchange = Checkin(device)
-    return exchange.finish(await _send_async(http, exchange.call))
+    answer = exchange.finish(await _send_async(http, exchange.call))
+    for _ in range(MAX_POLICY_REPORTS):
+        if not exchange.report_due:
+            break
+        exchange = Checkin(device)
+        answer = exchange.finish(await _send_async(http, exchange.call))
+    return answer
 
 
 async def _send_async(http: httpx.AsyncClient, call: Call) -> httpx.Response:

@@ -5,8 +5,8 @@ last one left off:
 
 - ``hardware.json``: what a factory reset does not touch (the serial number, the model and
   firmware, and the counters a real device keeps in hardware: reboots, factory resets);
-- ``state.json``: everything a factory reset erases (the enrollment, the Wi-Fi network,
-  installed apps other than the system ones, the lock and the passcode);
+- ``state.json``: everything a factory reset erases (the enrollment, the Wi-Fi networks,
+  installed apps other than the system ones, the lock and the passcode, the policy in force);
 - ``device-key.pem``: the device's private key, created at enrollment (the Android keystore's
   job on a real device), erased by a factory reset.
 
@@ -26,12 +26,23 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from aospmdm import protocol as p
 
 from . import AgentError
+from .policy import (
+    CONTROLS,
+    HARDWARE_CONTROLS,
+    WIFI_NETWORKS,
+    Value,
+    new_passcode,
+    passcode_meets,
+    passcode_requirement,
+    passcode_type,
+    wifi_problem,
+)
 
 STATE_FILE = "state.json"
 HARDWARE_FILE = "hardware.json"
@@ -73,6 +84,19 @@ class Hardware(_StateFile):
     security_patch: str = "2024-05-05"
     reboot_count: int = Field(default=0, ge=0)
     factory_resets: int = Field(default=0, ge=0)
+    # Controls this device lacks (reported notSupported, never applied) and controls that
+    # refuse what a policy sets (reported failed): restriction names, or "wifiNetworks" for
+    # saving Wi-Fi networks.
+    unsupported_settings: list[str] = []
+    failing_settings: list[str] = []
+
+    @field_validator("unsupported_settings", "failing_settings")
+    @classmethod
+    def _known_controls(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in HARDWARE_CONTROLS:
+                raise ValueError(f"{name!r} is not one of {', '.join(HARDWARE_CONTROLS)}")
+        return list(dict.fromkeys(names))
 
 
 class Enrollment(_StateFile):
@@ -94,6 +118,16 @@ class Enrollment(_StateFile):
     last_check_in_ms: int | None = None
     locked: bool = False
     passcode: str | None = None
+    # The worker's own screen timeout in minutes (0: never), which a policy may shorten.
+    lock_after_inactivity_minutes: int = Field(default=0, ge=0)
+    # The policy in force: its version ("0": none yet), the restrictions of it the device
+    # applied, and the Wi-Fi networks it saved (beside the provisioning network above).
+    applied_policy_version: str = "0"
+    restrictions: dict[str, bool | int | str] = {}
+    policy_wifi_networks: list[p.WifiNetwork] = []
+    # The report on the applied version, and whether a check-in delivered it yet.
+    policy_report: p.PolicyReport | None = None
+    policy_report_delivered: bool = False
 
 
 def new_serial() -> str:
@@ -174,10 +208,11 @@ class Device:
         return cls(hardware, state, state_dir, key)
 
     @classmethod
-    def open(cls, state_dir: Path, **hardware: str | None) -> Device:
+    def open(cls, state_dir: Path, **hardware: str | list[str] | None) -> Device:
         """The device in ``state_dir``, made there if there is none. The given hardware
-        fields (serial, manufacturer, model, os_version, security_patch) replace the kept
-        ones, as a firmware update would; the counters stay."""
+        fields (serial, manufacturer, model, os_version, security_patch, unsupported_settings,
+        failing_settings) replace the kept ones, as a firmware update would; the counters
+        stay."""
         given = {k: v for k, v in hardware.items() if v is not None}
         # Found out now, not after the server enrolled a device whose key cannot be kept.
         try:
@@ -236,7 +271,19 @@ class Device:
             # Provisioning never asks to skip encryption, and the device is not rooted.
             is_encrypted=True,
             is_rooted=False,
+            passcode_type=passcode_type(self.state.passcode),
+            passcode_length=len(self.state.passcode or ""),
+            lock_after_inactivity_minutes=self.lock_after_inactivity_minutes(),
         )
+
+    def lock_after_inactivity_minutes(self) -> int:
+        """When the screen locks itself: the worker's own timeout, shortened to the policy's
+        maximum when one is in force (0: never)."""
+        own = self.state.lock_after_inactivity_minutes
+        limit = self.state.restrictions.get("passwordMinutesOfInactivityBeforeScreenTimeout")
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            return own
+        return min(own, limit) if own > 0 else limit
 
     def signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         """The headers that sign one request: ``path`` is the URL path (and query) as the
@@ -267,6 +314,102 @@ class Device:
         if digest != self.state.acked_apps_hash or self.state.send_installed_apps:
             return digest, list(self.state.installed_apps)
         return digest, None
+
+    # --- policies ------------------------------------------------------------------------
+
+    def apply_policy(self, policy: p.EffectivePolicy) -> p.PolicyReport:
+        """Enforce ``policy`` as far as this device can and keep the report on it, which the
+        next check-in delivers. A restriction the policy leaves out returns to the device's
+        default; a Wi-Fi network of an earlier policy that this one leaves out is forgotten.
+        When the screen lock falls short of the passcode required now, the worker sets a
+        passcode that meets it, as the device prompts them to."""
+        try:
+            settings, restrictions = self._enforce_restrictions(policy)
+            wifi, networks = self._enforce_wifi(policy)
+            report = p.PolicyReport(version=policy.version, settings=settings, wifi_networks=wifi)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise AgentError(
+                "unexpectedResponse",
+                f"cannot report on the server's policy {policy.version!r}: "
+                f"{'.'.join(map(str, first['loc']))}: {first['msg']}",
+            ) from exc
+        st = self.state
+        st.restrictions = restrictions
+        st.policy_wifi_networks = networks
+        required = passcode_requirement(restrictions)
+        if required is not None and not passcode_meets(st.passcode, *required):
+            st.passcode = new_passcode(*required)
+        st.applied_policy_version = policy.version
+        st.policy_report = report
+        st.policy_report_delivered = False
+        return report
+
+    def report_to_send(self) -> p.PolicyReport | None:
+        """The report on the applied policy while no check-in has delivered it."""
+        return None if self.state.policy_report_delivered else self.state.policy_report
+
+    def _enforce_restrictions(
+        self, policy: p.EffectivePolicy
+    ) -> tuple[list[p.SettingReport], dict[str, Value]]:
+        """The report on each restriction of ``policy``, and the restrictions in force after
+        it: a setting that failed keeps its earlier value."""
+        hw, before = self.hardware, self.state.restrictions
+        reports: list[p.SettingReport] = []
+        in_force: dict[str, Value] = {}
+        for name, value in policy.restrictions.items():
+            control = CONTROLS.get(name)
+            if control is None or name in hw.unsupported_settings:
+                owner = "agent" if control is None else "device"
+                reports.append(
+                    p.SettingReport(
+                        name=name, state="notSupported", message=f"This {owner} has no {name}."
+                    )
+                )
+                continue
+            problem = control.problem(value)
+            if problem is None and name in hw.failing_settings:
+                problem = f"The device refused to set {name}."
+            if problem is None:
+                in_force[name] = value
+                reports.append(p.SettingReport(name=name, state="applied", current_value=value))
+                continue
+            if name in before:
+                in_force[name] = before[name]
+            reports.append(
+                p.SettingReport(
+                    name=name,
+                    state="failed",
+                    current_value=before.get(name, control.default),
+                    message=problem,
+                )
+            )
+        return reports, in_force
+
+    def _enforce_wifi(
+        self, policy: p.EffectivePolicy
+    ) -> tuple[list[p.WifiReport], list[p.WifiNetwork]]:
+        """The report on each Wi-Fi network of ``policy``, and the policy's networks saved
+        after it: a network that failed to update keeps its earlier settings."""
+        hw = self.hardware
+        saved = {n.ssid: n for n in self.state.policy_wifi_networks}
+        reports: list[p.WifiReport] = []
+        networks: dict[str, p.WifiNetwork] = {}
+        for network in policy.wifi_networks:
+            problem = wifi_problem(network)
+            if WIFI_NETWORKS in hw.unsupported_settings:
+                problem = ("notSupported", "This device has no Wi-Fi.")
+            elif WIFI_NETWORKS in hw.failing_settings:
+                problem = ("failed", "The device refused to save the network.")
+            if problem is None:
+                networks[network.ssid] = network
+                reports.append(p.WifiReport(ssid=network.ssid, state="applied"))
+                continue
+            state, message = problem
+            if state == "failed" and network.ssid in saved:
+                networks[network.ssid] = saved[network.ssid]
+            reports.append(p.WifiReport(ssid=network.ssid, state=state, message=message))
+        return reports, list(networks.values())
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -307,6 +450,32 @@ class Device:
             ],
             "locked": st.locked,
             "passcode": st.passcode,
+            "screenLock": {
+                "passcodeSet": bool(st.passcode),
+                "passcodeType": passcode_type(st.passcode),
+                "passcodeLength": len(st.passcode or ""),
+                "lockAfterInactivityMinutes": self.lock_after_inactivity_minutes(),
+            },
+            "policy": {
+                "appliedVersion": st.applied_policy_version,
+                "restrictions": dict(st.restrictions),
+                # Never the pre-shared keys: only whether a network has one.
+                "wifiNetworks": [
+                    {
+                        **n.model_dump(by_alias=True, exclude={"pre_shared_key"}),
+                        "preSharedKeySet": n.pre_shared_key is not None,
+                    }
+                    for n in st.policy_wifi_networks
+                ],
+                "report": None
+                if st.policy_report is None
+                else {
+                    "delivered": st.policy_report_delivered,
+                    **st.policy_report.model_dump(by_alias=True, exclude={"version"}),
+                },
+            },
+            "unsupportedSettings": list(hw.unsupported_settings),
+            "failingSettings": list(hw.failing_settings),
             "rebootCount": hw.reboot_count,
             "factoryResets": hw.factory_resets,
             "nextCheckInSeconds": st.next_check_in_seconds,

@@ -7,6 +7,8 @@ for ``duration`` seconds, every enrolled device checks in: it follows the schedu
 gives it, or, with ``interval``, waits that long between check-ins (0: back to back, a load
 test). Latencies are measured per check-in, from the moment its request is made to the
 moment its answer is applied, so they include the simulator's own signing and parsing.
+A check-in that brings a policy includes applying it and the check-in that reports on it
+(docs/protocol.md §10), as on a device.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Report:
     p95_ms: float | None
     p99_ms: float | None
     cpu_s: float  # CPU time this process used during the check-in phase
+    policies_applied: int = 0  # devices with a policy in force at the end
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -139,6 +142,7 @@ class _Fleet:
             p95_ms=percentile(lat, 95),
             p99_ms=percentile(lat, 99),
             cpu_s=time.process_time() - cpu_begin,
+            policies_applied=sum(1 for d in enrolled if d.state.applied_policy_version != "0"),
         )
 
     async def enroll(self, serial: str, delay: float) -> Device | None:

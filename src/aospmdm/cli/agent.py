@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from aospmdm import protocol as p
 from aospmdm.agent import DEFAULT_AGENT_VERSION, AgentError, qr
 from aospmdm.agent.client import AgentClient
 from aospmdm.agent.device import Device
@@ -69,6 +71,22 @@ def enroll(
         str | None, typer.Option(help="Security patch level (default 2024-05-05).")
     ] = None,
     agent_version: AgentVersion = DEFAULT_AGENT_VERSION,
+    unsupported_setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A policy setting this device lacks (repeatable; wifiNetworks: no Wi-Fi); "
+            "reported notSupported. Replaces the device's list.",
+            show_default=False,
+        ),
+    ] = None,
+    failing_setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A policy setting this device refuses to change (repeatable); reported "
+            "failed. Replaces the device's list.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Read the QR code (or JSON export), join its Wi-Fi, make the device key and enroll."""
     with _refusals():
@@ -80,6 +98,8 @@ def enroll(
             manufacturer=manufacturer,
             os_version=os_version,
             security_patch=security_patch,
+            unsupported_settings=unsupported_setting or None,
+            failing_settings=failing_setting or None,
         )
         with AgentClient() as client:
             answer = client.enroll(device, extras, agent_version)
@@ -136,8 +156,10 @@ def status(state_dir: StateDir) -> None:
 
 
 def _checkin(client: AgentClient, device: Device) -> int:
-    """One check-in, saved; returns the seconds until the next one."""
+    """One check-in (with the reports on any policy it brought), saved; returns the seconds
+    until the next one."""
     _, apps = device.apps_to_send()
+    report = device.state.policy_report
     answer = client.checkin(device)
     device.save()
     sent = "sent the installed apps" if apps is not None else "installed apps unchanged"
@@ -145,7 +167,23 @@ def _checkin(client: AgentClient, device: Device) -> int:
         f"checked in as {device.state.device_id} ({sent}, {len(answer.commands)} commands); "
         f"next check-in in {answer.next_check_in_seconds} s"
     )
+    applied = device.state.policy_report
+    if applied is not None and applied is not report:
+        typer.echo(_policy_line(device, applied))
     return answer.next_check_in_seconds
+
+
+def _policy_line(device: Device, report: p.PolicyReport) -> str:
+    """What the device made of the policy it applied."""
+    state = device.state
+    counts = Counter(s.state for s in report.settings)
+    saved = sum(1 for w in report.wifi_networks if w.state == "applied")
+    settings = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no settings"
+    delivered = "reported" if state.policy_report_delivered else "report not delivered yet"
+    return (
+        f"applied policy {state.applied_policy_version} ({settings}; {saved} of "
+        f"{len(report.wifi_networks)} Wi-Fi networks saved); {delivered}"
+    )
 
 
 def simulate_fleet(
@@ -200,6 +238,7 @@ def summary(report: Report) -> list[str]:
         f"({report.checkins_per_s:.1f}/s)",
         f"errors:    {_codes(report) if report.errors else 'none'}",
         f"latency:   p50 {ms(report.p50_ms)}, p95 {ms(report.p95_ms)}, p99 {ms(report.p99_ms)}",
+        f"policies:  applied on {report.policies_applied} of {report.enrolled} devices",
     ]
 
 
