@@ -93,21 +93,25 @@ class Fleet:
         self.next = 0
 
     def checkin(self, _worker: int) -> bytes:
-        device_id, key, body = self.devices[self.next % len(self.devices)]
+        n = self.next % len(self.devices)
         self.next += 1
+        return http_request("POST", PATH, self.host, self.headers(n), self.devices[n][2])
+
+    def headers(self, n: int) -> dict[str, str]:
+        """Freshly signed headers for device ``n``'s check-in body."""
+        device_id, key, body = self.devices[n]
         ts = int(time.time() * 1000)
         nonce = protocol.b64url(os.urandom(16))
         sig = key.sign(
             protocol.signing_string("POST", PATH, ts, nonce, body), ec.ECDSA(hashes.SHA256())
         )
-        headers = {
+        return {
             "Content-Type": "application/json",
             protocol.HEADER_DEVICE: device_id,
             protocol.HEADER_TIMESTAMP: str(ts),
             protocol.HEADER_NONCE: nonce,
             protocol.HEADER_SIGNATURE: protocol.b64url(sig),
         }
-        return http_request("POST", PATH, self.host, headers, body)
 
 
 def measured(pid: int, run: Any) -> tuple[Result, float, float]:

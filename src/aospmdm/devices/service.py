@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, delete, insert, select, update
+from sqlalchemy import Select, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from aospmdm import protocol
@@ -215,10 +215,12 @@ class DeviceState:
     compliance_state: str
 
 
+# Built once: on the hot path, building a statement costs more than SQLite takes to run it.
+_STATE_OF = select(*(TABLE.c[c] for c in _STATE_COLUMNS)).where(TABLE.c.id == bindparam("id"))
+
+
 def device_state(db: Executor, device_id: str) -> DeviceState | None:
-    row = db.execute(
-        select(*(TABLE.c[c] for c in _STATE_COLUMNS)).where(TABLE.c.id == device_id)
-    ).first()
+    row = db.execute(_STATE_OF, {"id": device_id}).first()
     return DeviceState(**row._mapping) if row is not None else None
 
 

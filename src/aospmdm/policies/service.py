@@ -16,8 +16,19 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, delete, exists, func, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import (
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
 
 from aospmdm import protocol
 from aospmdm.core import clock, permissions
@@ -478,27 +489,39 @@ _POLICY_COLUMNS = (
 )
 
 
+def _targeted_statement() -> Select[Any]:
+    m, a, p = _MEMBERS, _ASSIGNMENTS, _POLICIES
+    mx, ax = m.alias("mx"), a.alias("ax")
+    excluded = (
+        select(ax.c.policy_id)
+        .join(mx, mx.c.group_id == ax.c.group_id)
+        .where(ax.c.exclude.is_(True), mx.c.device_id == m.c.device_id, ax.c.policy_id == p.c.id)
+    )
+    return (
+        select(m.c.device_id, *(p.c[c] for c in _POLICY_COLUMNS))
+        .join(a, and_(a.c.group_id == m.c.group_id, a.c.exclude.is_(False)))
+        .join(p, p.c.id == a.c.policy_id)
+        .where(m.c.device_id.in_(bindparam("device_ids", expanding=True)), ~exists(excluded))
+    )
+
+
+# Built once: the check-in runs them every time, and building a statement costs more than
+# SQLite takes to run it.
+_TARGETED = _targeted_statement()
+_STATES_OF = select(_STATES).where(_STATES.c.device_id.in_(bindparam("device_ids", expanding=True)))
+_SETTINGS_ROW = select(_SETTINGS.c.secure_by_default, _SETTINGS.c.checkin_threshold_days).where(
+    _SETTINGS.c.id == 1
+)
+
+
 def targeted(db: Executor, device_ids: Sequence[str]) -> dict[str, list[PolicyRow]]:
     """The policies assigned to each device, in one query: through an included group, unless
     one of its groups is excluded."""
     out: dict[str, list[PolicyRow]] = {d: [] for d in device_ids}
     if not device_ids:
         return out
-    m, a, p = _MEMBERS, _ASSIGNMENTS, _POLICIES
-    mx, ax = aliased(m), aliased(a)
-    excluded = (
-        select(ax.c.policy_id)
-        .join(mx, mx.c.group_id == ax.c.group_id)
-        .where(ax.c.exclude.is_(True), mx.c.device_id == m.c.device_id, ax.c.policy_id == p.c.id)
-    )
-    stmt = (
-        select(m.c.device_id, *(p.c[c] for c in _POLICY_COLUMNS))
-        .join(a, and_(a.c.group_id == m.c.group_id, a.c.exclude.is_(False)))
-        .join(p, p.c.id == a.c.policy_id)
-        .where(m.c.device_id.in_(list(device_ids)), ~exists(excluded))
-    )
     seen: set[tuple[str, str]] = set()
-    for row in db.execute(stmt):
+    for row in db.execute(_TARGETED, {"device_ids": list(device_ids)}):
         if (row.device_id, row.id) in seen:  # assigned through two groups
             continue
         seen.add((row.device_id, row.id))
@@ -525,11 +548,7 @@ def is_passcode_policy_assigned(db: Executor, device_id: str) -> bool:
 
 def compliance_settings(db: Executor) -> tuple[bool, int]:
     """(secureByDefault, deviceComplianceCheckinThresholdDays)."""
-    row = db.execute(
-        select(_SETTINGS.c.secure_by_default, _SETTINGS.c.checkin_threshold_days).where(
-            _SETTINGS.c.id == 1
-        )
-    ).first()
+    row = db.execute(_SETTINGS_ROW).first()
     return (bool(row[0]), int(row[1])) if row is not None else (False, 30)
 
 
@@ -611,7 +630,7 @@ def for_check_in(
 def _states(db: Executor, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {d: {} for d in device_ids}
     if device_ids:
-        for row in db.execute(select(_STATES).where(_STATES.c.device_id.in_(list(device_ids)))):
+        for row in db.execute(_STATES_OF, {"device_ids": list(device_ids)}):
             out[row.device_id][row.policy_id] = row
     return out
 
