@@ -625,3 +625,52 @@ def test_help_desk_reads_but_cannot_change_policies(env: Env) -> None:
         ).status_code
         == 200
     )
+
+
+def test_a_passcode_policy_is_a_numeric_restrictions_policy_assigned_to_the_device(
+    env: Env,
+) -> None:
+    from aospmdm.policies import service
+
+    secret = ready(env)
+    a, b = device(env, secret), device(env, secret)
+    g = group(env, "line", [a, b])
+    spare = group(env, "spares", [b])
+
+    def has(d: Any) -> bool:
+        with env.db() as s:
+            return service.is_passcode_policy_assigned(s, d.device_id)
+
+    p = create(
+        env, CONFIGS, restrictions(passwordRequiredType="deviceDefault", passwordMinimumLength=6)
+    )
+    assign(env, CONFIGS, p["id"], [g], [spare])
+    assert not has(a), "deviceDefault is not a passcode policy"
+    env.call("PATCH", f"{CONFIGS}/{p['id']}", json={"passwordRequiredType": "numericComplex"})
+    assert has(a) and not has(b), "b is excluded"
+    # A compliance policy requiring a passcode does not count: it sets nothing on the device.
+    c = create(env, COMPLIANCE, compliance(passwordRequired=True, passwordRequiredType="numeric"))
+    assign(env, COMPLIANCE, c["id"], [spare])
+    assert not has(b)
+
+
+def test_the_check_in_costs_the_same_statements_with_many_policies(env: Env) -> None:
+    from tests.sync.test_hot_path import NO_CHANGE_CHECK_IN_STATEMENTS, counted
+
+    secret = ready(env)
+    a = device(env, secret)
+    groups = [group(env, f"g{n}", [a]) for n in range(3)]
+    for n in range(4):
+        p = create(env, CONFIGS, restrictions(displayName=f"r{n}", passwordMinimumLength=4 + n))
+        assign(env, CONFIGS, p["id"], groups[: 1 + n % 3])
+    w = create(env, CONFIGS, wifi())
+    assign(env, CONFIGS, w["id"], groups)
+    c = create(env, COMPLIANCE, compliance(passwordRequired=True))
+    assign(env, COMPLIANCE, c["id"], groups)
+    apply(a, {"passcode_type": "numeric", "passcode_length": 8})
+    check_in(a, facts={"passcode_type": "numeric", "passcode_length": 8})
+    with counted(env) as statements:
+        body = check_in(a, facts={"passcode_type": "numeric", "passcode_length": 8})
+    assert body.get("policy") is None
+    others = [s for s in statements if not s.startswith("BEGIN")]
+    assert len(others) == NO_CHANGE_CHECK_IN_STATEMENTS - 1, statements

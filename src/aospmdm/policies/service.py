@@ -28,12 +28,14 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from aospmdm import protocol
 from aospmdm.core import clock, permissions
 from aospmdm.core.config import Settings
-from aospmdm.core.db import Executor, new_id
+from aospmdm.core.db import Executor, dialect_name, new_id
 from aospmdm.core.errors import BadRequest
 from aospmdm.core.permissions import POLICY_AND_PROFILE_MANAGER, Permission
 from aospmdm.core.security import decrypt, encrypt
@@ -637,7 +639,15 @@ def _states(db: Executor, device_ids: Sequence[str]) -> dict[str, dict[str, Any]
 
 def _write_state(db: Executor, device_id: str, existing: Any, values: dict[str, Any]) -> None:
     if existing is None:
-        db.execute(insert(_STATES).values(device_id=device_id, **values))
+        # An upsert: a device's check-in and an admin's change may judge it at the same time.
+        upsert = pg_insert if dialect_name(db) == "postgresql" else sqlite_insert
+        stmt = upsert(_STATES).values(device_id=device_id, **values)
+        db.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[_STATES.c.device_id, _STATES.c.policy_id],
+                set_={k: stmt.excluded[k] for k in values if k != "policy_id"},
+            )
+        )
         return
     changed = {k: v for k, v in values.items() if getattr(existing, k) != v and k != "reported_at"}
     if changed:
