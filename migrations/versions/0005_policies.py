@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("sent_at", aospmdm.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(length=1024), nullable=True),
+        sa.Column("claimed_until", aospmdm.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_mail")),
     )
     with op.batch_alter_table("outbox_mail", schema=None) as batch_op:

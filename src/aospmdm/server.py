@@ -68,7 +68,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Job("prune request nonces", 300, sync_service.prune_nonces),
         Job("prune sign-in state", 600, lambda s: service.prune_sign_in_state(s, settings)),
         Job("compliance", 300, policies_service.compliance_job),
-        Job("send notifications", 60, lambda s: policies_service.send_outbox(s, settings)),
+        Job(
+            "send notifications",
+            60,
+            lambda f: policies_service.send_outbox(f, settings),
+            own_transactions=True,
+        ),
     ]
 
     @asynccontextmanager

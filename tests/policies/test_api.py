@@ -674,3 +674,59 @@ def test_the_check_in_costs_the_same_statements_with_many_policies(env: Env) -> 
     assert body.get("policy") is None
     others = [s for s in statements if not s.startswith("BEGIN")]
     assert len(others) == NO_CHANGE_CHECK_IN_STATEMENTS - 1, statements
+
+
+def test_statuses_survive_a_rename_and_a_redundant_policy_gets_reported(env: Env) -> None:
+    secret = ready(env)
+    a = device(env, secret)
+    g = group(env, "line", [a])
+    p = create(env, CONFIGS, restrictions(cameraBlocked=True))
+    assign(env, CONFIGS, p["id"], [g])
+    assert apply(a) is not None
+    got = env.call("GET", f"{CONFIGS}/{p['id']}").json()
+    # Sent back as read, renamed, re-tagged with the same tags: nothing devices enforce changed.
+    r = env.call("PATCH", f"{CONFIGS}/{p['id']}", json={**got, "displayName": "Camera off"})
+    assert r.status_code == 200 and r.json()["version"] == 1
+    assert check_in(a).get("policy") is None
+    assert statuses(env, CONFIGS, p["id"])[a.device_id]["status"] == "compliant"
+    # A second policy whose value is already in force still reaches the device, which
+    # reports on it.
+    q = create(env, CONFIGS, restrictions(displayName="Also camera", cameraBlocked=True))
+    assign(env, CONFIGS, q["id"], [g])
+    again = apply(a)
+    assert again is not None and again["restrictions"] == {"cameraBlocked": True}
+    assert statuses(env, CONFIGS, q["id"])[a.device_id]["status"] == "compliant"
+    assert statuses(env, CONFIGS, p["id"])[a.device_id]["status"] == "compliant"
+
+
+def test_a_conflict_alone_is_still_delivered_and_reported(env: Env) -> None:
+    secret = ready(env)
+    a = device(env, secret)
+    g = group(env, "line", [a])
+    one = create(env, CONFIGS, wifi(displayName="A"))
+    two = create(env, CONFIGS, wifi(displayName="B", preSharedKey="a different key"))
+    assign(env, CONFIGS, one["id"], [g])
+    assign(env, CONFIGS, two["id"], [g])
+    policy = apply(a)
+    assert policy is not None and policy["version"] != "0" and policy["wifiNetworks"] == []
+    assert statuses(env, CONFIGS, one["id"])[a.device_id]["status"] == "conflict"
+    reason = statuses(env, CONFIGS, two["id"])[a.device_id]["settingStates"][0]["reason"]
+    assert "A" in reason and "none is applied" in reason
+
+
+def test_device_management_settings_round_trip(env: Env) -> None:
+    got = env.call("GET", "/beta/deviceManagement").json()
+    r = env.call("PATCH", "/beta/deviceManagement", json=got)
+    assert r.status_code == 200, r.text
+    assert r.json() == got
+    assert not env.audit(**{"$filter": "activity eq 'Update compliance policy settings'"})
+
+
+def test_ssids_are_counted_in_bytes_and_messages_read_cleanly(env: Env) -> None:
+    r = env.call("POST", CONFIGS, json=wifi(ssid="é" * 17))
+    assert r.status_code == 400 and r.json()["error"]["target"] == "ssid"
+    assert "32 bytes" in r.json()["error"]["message"]
+    assert env.call("POST", CONFIGS, json=wifi(ssid="é" * 16)).status_code == 201
+    m = env.call("POST", CONFIGS, json=restrictions(passwordRequiredType="alphanumeric"))
+    message = m.json()["error"]["message"]
+    assert "Value error" not in message and ".." not in message

@@ -61,6 +61,28 @@ def actions(env: Env, device_id: str) -> list[tuple[str, str]]:
         ]
 
 
+def test_unreported_facts_are_unknown_and_set_no_action_in_motion(env: Env) -> None:
+    secret = ready(env)
+    a = device(env, secret)  # enrolled, but never reported its screen lock
+    g = group(env, "line", [a])
+    p = policy(
+        env,
+        [{"actionType": "remoteLock", "gracePeriodHours": 0}],
+        passwordRequired=True,
+        storageRequireEncryption=True,
+    )
+    assign(env, COMPLIANCE, p["id"], [g])
+    assert state(env, a) == "unknown"
+    row = statuses(env, COMPLIANCE, p["id"])[a.device_id]
+    assert row["status"] == "unknown"
+    by = {s["setting"]: s["state"] for s in row["settingStates"]}
+    assert by == {"passwordRequired": "unknown", "storageRequireEncryption": "compliant"}
+    assert actions(env, a.device_id) == []
+    check_in(a, facts={"passcode_type": "none", "passcode_length": 0})
+    assert state(env, a) == "noncompliant"
+    assert actions(env, a.device_id) == [("remoteLock", "pending")]
+
+
 def test_judged_at_check_in_and_when_the_policy_changes(env: Env) -> None:
     secret = ready(env)
     a = device(env, secret)
@@ -246,6 +268,7 @@ class MessageCollector(MessageHandler):  # type: ignore[misc]
 def test_notification_goes_through_the_outbox_by_smtp(env: Env, smtp: MessageCollector) -> None:
     secret = ready(env)
     a = device(env, secret)
+    check_in(a, facts={"passcode_type": "none", "passcode_length": 0})
     g = group(env, "line", [a])
     p = policy(
         env,
@@ -262,24 +285,24 @@ def test_notification_goes_through_the_outbox_by_smtp(env: Env, smtp: MessageCol
     with env.db() as s:
         mails = list(s.scalars(select(OutboxMail)))
         assert len(mails) == 1 and mails[0].sent_at is None
-        # Not configured: the mail waits.
-        assert service.send_outbox(s, env.settings) == 0
+    # Not configured: the mail waits.
+    assert service.send_outbox(env.sessions, env.settings) == 0
     env.settings.smtp_host = "127.0.0.1"
     env.settings.smtp_port = smtp.port
-    with env.db() as s:
-        assert service.send_outbox(s, env.settings) == 1
+    assert service.send_outbox(env.sessions, env.settings) == 1
     [msg] = smtp.messages
     assert msg["To"] == "ops@example.com, lead@example.com"
     assert "is not compliant with Baseline" in msg["Subject"]
     assert "passwordRequired" in msg.get_payload()
+    assert service.send_outbox(env.sessions, env.settings) == 0, "sent once"
     with env.db() as s:
-        assert service.send_outbox(s, env.settings) == 0, "sent once"
         assert all(m.sent_at is not None for m in s.scalars(select(OutboxMail)))
 
 
 def test_an_unreachable_smtp_server_is_retried(env: Env) -> None:
     secret = ready(env)
     a = device(env, secret)
+    check_in(a, facts={"passcode_type": "none", "passcode_length": 0})
     g = group(env, "line", [a])
     p = policy(
         env,
@@ -289,8 +312,11 @@ def test_an_unreachable_smtp_server_is_retried(env: Env) -> None:
     assign(env, COMPLIANCE, p["id"], [g])
     env.settings.smtp_host = "127.0.0.1"
     env.settings.smtp_port = free_port()  # nothing listens
-    with env.db() as s:
-        assert service.send_outbox(s, env.settings) == 0
+    assert service.send_outbox(env.sessions, env.settings) == 0
     with env.db() as s:
         [mail] = s.scalars(select(OutboxMail))
         assert mail.attempts == 1 and mail.sent_at is None and "connect" in (mail.last_error or "")
+        assert mail.claimed_until is None, "free for the next run"
+    assert service.send_outbox(env.sessions, env.settings) == 0
+    with env.db() as s:
+        assert s.scalars(select(OutboxMail)).one().attempts == 2

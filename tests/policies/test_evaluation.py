@@ -39,7 +39,7 @@ def judged(settings: dict[str, Any], f: Facts) -> dict[str, str]:
 TABLE: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     ({"securityBlockJailbrokenDevices": True}, {}, "compliant"),
     ({"securityBlockJailbrokenDevices": True}, {"is_rooted": True}, "nonCompliant"),
-    ({"securityBlockJailbrokenDevices": True}, {"is_rooted": None}, "nonCompliant"),
+    ({"securityBlockJailbrokenDevices": True}, {"is_rooted": None}, "unknown"),
     ({"osMinimumVersion": "13"}, {}, "compliant"),
     ({"osMinimumVersion": "13"}, {"os_version": "12.1"}, "nonCompliant"),
     ({"osMinimumVersion": "12.1"}, {"os_version": "12"}, "nonCompliant"),
@@ -54,7 +54,7 @@ TABLE: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     ({"minAndroidSecurityPatchLevel": "2024-06-01"}, {}, "compliant"),
     ({"minAndroidSecurityPatchLevel": "2024-06-05"}, {}, "compliant"),
     ({"minAndroidSecurityPatchLevel": "2024-06-06"}, {}, "nonCompliant"),
-    ({"minAndroidSecurityPatchLevel": "2024-01-01"}, {"security_patch_level": ""}, "nonCompliant"),
+    ({"minAndroidSecurityPatchLevel": "2024-01-01"}, {"security_patch_level": ""}, "unknown"),
     (
         {"minAndroidSecurityPatchLevel": "2024-01-01"},
         {"security_patch_level": "June"},
@@ -62,7 +62,7 @@ TABLE: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     ),
     ({"passwordRequired": True}, {}, "compliant"),
     ({"passwordRequired": True}, {"passcode_type": "none"}, "nonCompliant"),
-    ({"passwordRequired": True}, {"passcode_type": None}, "nonCompliant"),
+    ({"passwordRequired": True}, {"passcode_type": None}, "unknown"),
     ({"passwordRequiredType": "numeric"}, {"passcode_type": "numeric"}, "compliant"),
     ({"passwordRequiredType": "numeric"}, {"passcode_type": "alphanumeric"}, "compliant"),
     ({"passwordRequiredType": "numericComplex"}, {"passcode_type": "numeric"}, "nonCompliant"),
@@ -80,12 +80,12 @@ TABLE: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     (
         {"passwordMinutesOfInactivityBeforeLock": 15},
         {"lock_after_inactivity_minutes": None},
-        "nonCompliant",
+        "unknown",
     ),
     ({"passwordMinutesOfInactivityBeforeLock": 15}, {"passcode_type": "none"}, "nonCompliant"),
     ({"storageRequireEncryption": True}, {}, "compliant"),
     ({"storageRequireEncryption": True}, {"is_encrypted": False}, "nonCompliant"),
-    ({"storageRequireEncryption": True}, {"is_encrypted": None}, "nonCompliant"),
+    ({"storageRequireEncryption": True}, {"is_encrypted": None}, "unknown"),
 ]
 
 
@@ -96,6 +96,8 @@ def test_the_evaluation_table(
     [result] = evaluation.check_compliance(settings, facts(**over))
     assert result.status == expected
     assert (result.reason == "") == (expected == "compliant")
+    if expected == "unknown":
+        assert result.current is None
 
 
 def test_settings_that_are_off_are_not_evaluated() -> None:
@@ -191,6 +193,25 @@ def test_compliance_state_table() -> None:
     now = T0
     state = evaluation.device_compliance
     assert state([], secure_by_default=False, stale=False, now=now) == "compliant"
+    assert state([("unknown", None)], secure_by_default=False, stale=False, now=now) == "unknown"
+    assert (
+        state(
+            [("unknown", None), ("compliant", None)], secure_by_default=False, stale=False, now=now
+        )
+        == "unknown"
+    )
+    assert (
+        state(
+            [("unknown", None), ("nonCompliant", now)],
+            secure_by_default=False,
+            stale=False,
+            now=now,
+        )
+        == "noncompliant"
+    )
+    assert (
+        state([("unknown", None)], secure_by_default=False, stale=True, now=now) == "noncompliant"
+    )
     assert state([], secure_by_default=True, stale=False, now=now) == "noncompliant"
     assert state([("compliant", None)], secure_by_default=True, stale=False, now=now) == "compliant"
     assert (

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = "aospmdm@localhost"
     smtp_starttls: bool = False
+    # Implicit TLS from the first byte (SMTPS, usually port 465) instead of STARTTLS.
+    smtp_ssl: bool = False
     smtp_username: str | None = None
     smtp_password: str | None = None
 

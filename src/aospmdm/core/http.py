@@ -120,7 +120,8 @@ def validation_error_body(exc: RequestValidationError) -> dict[str, Any]:
         return error_body("badRequest", "A JSON request body is required.")
     if kind == "missing":
         return error_body("badRequest", f"Property '{field}' is required.", target=field)
-    msg = str(err.get("msg", "is not valid"))
+    # Our own validators' messages arrive as "Value error, <message>" from pydantic.
+    msg = str(err.get("msg", "is not valid")).removeprefix("Value error, ").rstrip(".")
     if field:
         return error_body("badRequest", f"Property '{field}': {msg}.", target=field)
     return error_body("badRequest", f"The request body: {msg}.")

@@ -8,6 +8,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,7 +23,11 @@ log = logging.getLogger("aospmdm.jobs")
 class Job:
     name: str
     every_seconds: float
-    run: Callable[[Session], object]
+    # Given a session inside the job's transaction; or, with own_transactions, the session
+    # factory, for a job that must not hold a transaction open while it waits on the network
+    # (it then keeps N workers from doing the same work itself, by claiming rows).
+    run: Callable[[Any], object]
+    own_transactions: bool = False
 
 
 def _lock_key(name: str) -> int:
@@ -31,6 +36,9 @@ def _lock_key(name: str) -> int:
 
 def run_once(sessions: sessionmaker[Session], job: Job) -> bool:
     """Run the job if no other worker is running it now; False when another one is."""
+    if job.own_transactions:
+        job.run(sessions)
+        return True
     with transaction(sessions) as session:
         if session.get_bind().dialect.name == "postgresql":
             got = session.execute(

@@ -126,7 +126,8 @@ def effective(policies: Sequence[PolicyRow], decrypt: Callable[[str], str]) -> E
         else:
             networks.append(found[0][1])
             wifi_winners[ssid] = found[0][0]
-    version = _version(restrictions, networks, wifi_winners)
+    configurations = [p for p in policies if p.kind in (RESTRICTIONS, WIFI)]
+    version = _version(configurations, restrictions, networks, wifi_winners)
     return Effective(
         protocol.EffectivePolicy(
             version=version, restrictions=restrictions, wifi_networks=networks
@@ -138,11 +139,16 @@ def effective(policies: Sequence[PolicyRow], decrypt: Callable[[str], str]) -> E
 
 
 def _version(
+    policies: Sequence[PolicyRow],
     restrictions: dict[str, Any],
     networks: list[protocol.WifiNetwork],
     wifi_winners: dict[str, PolicyRow],
 ) -> str:
-    if not restrictions and not networks:
+    """The effective policy's version. It covers which configuration policies apply, at
+    which versions, as well as what they merge to: a policy newly assigned (even one whose
+    values are already in force) or in conflict makes a new version, so the device reports
+    on it."""
+    if not policies:
         return EMPTY_VERSION
     # The key itself stays out of the hash (the version is stored and sent in the clear); the
     # policy's id and version stand for it, and change whenever the key does.
@@ -152,7 +158,10 @@ def _version(
         nets.append(
             {**n.model_dump(exclude={"pre_shared_key"}), "key": f"{winner.id}:{winner.version}"}
         )
-    text = json.dumps({"r": restrictions, "w": nets}, sort_keys=True, separators=(",", ":"))
+    applied = sorted(f"{p.id}:{p.version}" for p in policies)
+    text = json.dumps(
+        {"p": applied, "r": restrictions, "w": nets}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -222,25 +231,28 @@ def _passcode_rank(kind: str | None) -> int:
 
 
 def check_compliance(settings: dict[str, Any], facts: Facts) -> list[SettingResult]:
-    """Judge a device's facts against each configured compliance setting. A fact the device
-    did not report fails the setting that needs it: unknown is not compliant."""
+    """Judge a device's facts against each configured compliance setting. A setting whose
+    fact the device did not report is ``unknown``: not compliant, but no grounds for the
+    noncompliance actions either (an older agent, or a device that has not checked in since
+    the policy arrived)."""
     out: list[SettingResult] = []
 
-    def result(name: str, ok: bool, current: Any, reason: str) -> None:
-        out.append(
-            SettingResult(
-                name, "compliant" if ok else "nonCompliant", current, "" if ok else reason
-            )
-        )
+    def result(name: str, ok: bool | None, current: Any, reason: str) -> None:
+        if ok is None:
+            out.append(SettingResult(name, "unknown", None, "The device has not reported this."))
+        else:
+            status = "compliant" if ok else "nonCompliant"
+            out.append(SettingResult(name, status, current, "" if ok else reason))
+
+    def known(value: Any, ok: Callable[[Any], bool]) -> bool | None:
+        return None if value is None else ok(value)
 
     if settings.get("securityBlockJailbrokenDevices"):
         result(
             "securityBlockJailbrokenDevices",
-            facts.is_rooted is False,
+            known(facts.is_rooted, lambda rooted: not rooted),
             facts.is_rooted,
-            "The device is rooted."
-            if facts.is_rooted
-            else "The device did not report whether it is rooted.",
+            "The device is rooted.",
         )
     found = os_version_tuple(facts.os_version)
     for name, low in (("osMinimumVersion", True), ("osMaximumVersion", False)):
@@ -274,58 +286,52 @@ def check_compliance(settings: dict[str, Any], facts: Facts) -> list[SettingResu
         have = patch_level(facts.security_patch_level)
         result(
             "minAndroidSecurityPatchLevel",
-            have is not None and have >= date.fromisoformat(wanted),
-            facts.security_patch_level or None,
-            f"Security patch level {facts.security_patch_level or '(none reported)'} is older "
-            f"than {wanted}.",
+            None
+            if not facts.security_patch_level
+            else have is not None and have >= date.fromisoformat(wanted),
+            facts.security_patch_level,
+            f"Security patch level {facts.security_patch_level} is older than {wanted}.",
         )
-    has_passcode = facts.passcode_type not in (None, "none")
+    kind = facts.passcode_type
+    has_passcode = None if kind is None else kind != "none"
     if settings.get("passwordRequired"):
-        result(
-            "passwordRequired",
-            has_passcode,
-            facts.passcode_type,
-            "No passcode is set."
-            if facts.passcode_type == "none"
-            else "The device did not report its passcode.",
-        )
-    kind = settings.get("passwordRequiredType")
-    if kind in PASSWORD_TYPES and kind != "deviceDefault":
+        result("passwordRequired", has_passcode, kind, "No passcode is set.")
+    required = settings.get("passwordRequiredType")
+    if required in PASSWORD_TYPES and required != "deviceDefault":
         result(
             "passwordRequiredType",
-            _passcode_rank(facts.passcode_type) >= _passcode_rank(kind),
-            facts.passcode_type,
-            f"The passcode is {facts.passcode_type or 'not reported'}; {kind} or stronger "
-            "is required.",
+            known(kind, lambda k: _passcode_rank(k) >= _passcode_rank(required)),
+            kind,
+            f"The passcode is {kind}; {required} or stronger is required.",
         )
     length = settings.get("passwordMinimumLength")
     if length is not None:
+        have_length = 0 if kind == "none" else facts.passcode_length
         result(
             "passwordMinimumLength",
-            has_passcode and (facts.passcode_length or 0) >= length,
-            facts.passcode_length,
-            f"The passcode has {facts.passcode_length or 0} characters; at least {length} "
-            "are required.",
+            known(have_length, lambda n: n >= length),
+            have_length,
+            f"The passcode has {have_length} characters; at least {length} are required.",
         )
     minutes = settings.get("passwordMinutesOfInactivityBeforeLock")
     if minutes is not None:
         have_minutes = facts.lock_after_inactivity_minutes
-        shown = "an unreported number of" if have_minutes is None else have_minutes
         result(
             "passwordMinutesOfInactivityBeforeLock",
-            has_passcode and have_minutes is not None and 0 < have_minutes <= minutes,
+            None
+            if has_passcode is None or have_minutes is None
+            else has_passcode and 0 < have_minutes <= minutes,
             have_minutes,
-            f"The device locks after {shown} minutes of inactivity; at most {minutes} are "
-            "allowed, with a passcode.",
+            f"The device locks after {have_minutes} minutes of inactivity (0: never) with "
+            f"{'a' if has_passcode else 'no'} passcode; a passcode and at most {minutes} "
+            "minutes are required.",
         )
     if settings.get("storageRequireEncryption"):
         result(
             "storageRequireEncryption",
-            facts.is_encrypted is True,
+            known(facts.is_encrypted, bool),
             facts.is_encrypted,
-            "Storage is not encrypted."
-            if facts.is_encrypted is False
-            else "The device did not report encryption.",
+            "Storage is not encrypted.",
         )
     return out
 
@@ -376,13 +382,17 @@ def device_compliance(
         return "noncompliant"
     if not policies:
         return "noncompliant" if secure_by_default else "compliant"
-    in_grace = False
+    in_grace = unknown = False
     for status, blocked_at in policies:
         if status == "nonCompliant":
             if blocked_at is None or blocked_at <= now:
                 return "noncompliant"
             in_grace = True
-    return "inGracePeriod" if in_grace else "compliant"
+        elif status == "unknown":
+            unknown = True
+    if in_grace:
+        return "inGracePeriod"
+    return "unknown" if unknown else "compliant"
 
 
 STATUS_ORDER = ("error", "conflict", "nonCompliant", "unknown", "compliant", "notApplicable")

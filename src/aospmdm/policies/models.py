@@ -119,3 +119,5 @@ class OutboxMail(Base):
     sent_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(1024))
+    # A sender took it until then (no other worker sends it meanwhile).
+    claimed_until: Mapped[datetime | None]

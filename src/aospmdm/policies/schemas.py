@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from aospmdm.core.schemas import READ_ONLY, GraphInput
 
@@ -278,7 +278,13 @@ class RestrictionsInput(PolicyBase):
         return RESTRICTION_SETTINGS
 
 
-Ssid = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+def _ssid_bytes(value: str) -> str:
+    if len(value.encode()) > 32:
+        raise ValueError("an SSID is at most 32 bytes (UTF-8)")
+    return value
+
+
+Ssid = Annotated[str, StringConstraints(min_length=1, max_length=32), AfterValidator(_ssid_bytes)]
 WIFI_SETTINGS = (
     "networkName",
     "ssid",
@@ -424,7 +430,10 @@ class Assign(GraphInput):
 
 
 class SettingsUpdate(GraphInput):
-    """deviceManagement.settings (the compliance ones)."""
+    """deviceManagement.settings (the compliance ones). Scheduled actions are always on, so
+    isScheduledActionEnabled is read-only here."""
+
+    read_only = READ_ONLY | {"isScheduledActionEnabled"}
 
     device_compliance_checkin_threshold_days: Annotated[int, Field(ge=1, le=120)] | None = None
     secure_by_default: Bool = None

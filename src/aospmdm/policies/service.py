@@ -25,17 +25,18 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from aospmdm import protocol
 from aospmdm.core import clock, permissions
 from aospmdm.core.config import Settings
-from aospmdm.core.db import Executor, dialect_name, new_id
+from aospmdm.core.db import Executor, dialect_name, new_id, transaction
 from aospmdm.core.errors import BadRequest
 from aospmdm.core.permissions import POLICY_AND_PROFILE_MANAGER, Permission
 from aospmdm.core.security import decrypt, encrypt
@@ -349,12 +350,16 @@ def update_policy(
         changes["description"] = data.description
         policy.description = data.description
     if data.role_scope_tag_ids is not None:
-        changes["roleScopeTagIds"] = access.set_tags(
-            session, Policy, policy.id, actor, WRITE, data.role_scope_tag_ids
-        )
+        before = access.tags_of(session, Policy, [policy.id])[policy.id]
+        after = access.set_tags(session, Policy, policy.id, actor, WRITE, data.role_scope_tag_ids)
+        if sorted(after) != sorted(before):
+            changes["roleScopeTagIds"] = after
     if changes:
-        policy.version += 1
         policy.last_modified_at = clock.now()
+    if any(k not in ("displayName", "description", "roleScopeTagIds") for k in changes):
+        # The version counts changes of what devices enforce or are judged by: a new name
+        # does not send the policy to every device again.
+        policy.version += 1
     session.flush()
     audit.record(
         session,
@@ -569,6 +574,8 @@ def update_compliance_settings(session: Session, actor: Actor, data: SettingsUpd
         changes["deviceComplianceCheckinThresholdDays"] = days
         row.checkin_threshold_days = days
     session.flush()
+    if not changes:
+        return
     audit.record(
         session,
         actor,
@@ -578,8 +585,7 @@ def update_compliance_settings(session: Session, actor: Actor, data: SettingsUpd
         target_type="deviceManagementSettings",
         details=changes,
     )
-    if changes:
-        evaluate_compliance(session, list(session.scalars(select(devices.TABLE.c.id))))
+    evaluate_compliance(session, list(session.scalars(select(devices.TABLE.c.id))))
 
 
 # --- check-in ---------------------------------------------------------------------------------
@@ -1100,7 +1106,7 @@ def retire_list(
     visible = set(
         session.scalars(devices.device_statement(actor).with_only_columns(ManagedDevice.id))
     )
-    return [(a, d, p) for a, d, p in session.execute(stmt).tuples() if d.id in visible]
+    return [(a, d, p) for a, d, p in session.execute(stmt).all() if d.id in visible]
 
 
 def pending_locks(db: Executor) -> list[Any]:
@@ -1117,49 +1123,67 @@ def pending_locks(db: Executor) -> list[Any]:
 # --- outbox ------------------------------------------------------------------------------------
 
 MAX_ATTEMPTS = 10
+CLAIM = timedelta(minutes=5)
 
 
-def send_outbox(session: Session, settings: Settings) -> int:
-    """Send queued notifications by SMTP, when an SMTP host is configured. A failed send is
-    tried again at the next run, up to MAX_ATTEMPTS times."""
+def send_outbox(sessions: sessionmaker[Session], settings: Settings) -> int:
+    """Send queued notifications by SMTP, when an SMTP host is configured. Mails are claimed
+    in one short transaction and marked in another, so no transaction waits on the mail
+    server; a failed send is tried again at a later run, up to MAX_ATTEMPTS times."""
     if not settings.smtp_host:
         return 0
-    rows = list(
-        session.scalars(
+    now = clock.now()
+    with transaction(sessions) as session:
+        stmt = (
             select(OutboxMail)
-            .where(OutboxMail.sent_at.is_(None), OutboxMail.attempts < MAX_ATTEMPTS)
+            .where(
+                OutboxMail.sent_at.is_(None),
+                OutboxMail.attempts < MAX_ATTEMPTS,
+                or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
+            )
             .order_by(OutboxMail.created_at)
             .limit(100)
         )
-    )
-    if not rows:
+        if dialect_name(session) == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        claimed = list(session.scalars(stmt))
+        for mail in claimed:
+            mail.attempts += 1
+            mail.claimed_until = now + CLAIM
+        mails = [(m.id, list(m.recipients), m.subject, m.body) for m in claimed]
+    if not mails:
         return 0
-    sent = 0
+    errors: dict[str, str | None] = {}
     try:
-        smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10)
-    except OSError as exc:
-        for mail in rows:
-            mail.attempts += 1
-            mail.last_error = f"connect: {exc}"[:1024]
-        return 0
-    with smtp:
-        if settings.smtp_starttls:
-            smtp.starttls()
-        if settings.smtp_username:
-            smtp.login(settings.smtp_username, settings.smtp_password or "")
-        for mail in rows:
-            msg = EmailMessage()
-            msg["From"] = settings.smtp_from
-            msg["To"] = ", ".join(mail.recipients)
-            msg["Subject"] = mail.subject
-            msg.set_content(mail.body)
-            mail.attempts += 1
-            try:
-                smtp.send_message(msg)
-            except smtplib.SMTPException as exc:
-                mail.last_error = str(exc)[:1024]
-                continue
-            mail.sent_at = clock.now()
-            mail.last_error = None
-            sent += 1
-    return sent
+        smtp_class = smtplib.SMTP_SSL if settings.smtp_ssl else smtplib.SMTP
+        with smtp_class(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
+            if settings.smtp_starttls and not settings.smtp_ssl:
+                smtp.starttls()
+            if settings.smtp_username:
+                smtp.login(settings.smtp_username, settings.smtp_password or "")
+            for mail_id, recipients, subject, body in mails:
+                msg = EmailMessage()
+                msg["From"] = settings.smtp_from
+                msg["To"] = ", ".join(recipients)
+                msg["Subject"] = subject
+                msg.set_content(body)
+                try:
+                    smtp.send_message(msg)
+                    errors[mail_id] = None
+                except smtplib.SMTPException as exc:
+                    errors[mail_id] = f"send: {exc}"
+    except (OSError, smtplib.SMTPException) as exc:
+        for mail_id, *_ in mails:
+            errors.setdefault(mail_id, f"connect: {exc}")
+    with transaction(sessions) as session:
+        for mail_id, error in errors.items():
+            session.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id == mail_id)
+                .values(
+                    sent_at=clock.now() if error is None else None,
+                    last_error=None if error is None else error[:1024],
+                    claimed_until=None,
+                )
+            )
+    return sum(1 for e in errors.values() if e is None)
