@@ -30,6 +30,7 @@ from aospmdm.enrollment import pages as enrollment_pages
 from aospmdm.groups import api as groups_api
 from aospmdm.groups import pages as groups_pages
 from aospmdm.policies import api as policies_api
+from aospmdm.policies import pages as policies_pages
 from aospmdm.policies import service as policies_service
 from aospmdm.sync import api as sync_api
 from aospmdm.sync import service as sync_service
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(enrollment_pages.router, include_in_schema=False)
     app.include_router(devices_pages.router, include_in_schema=False)
     app.include_router(groups_pages.router, include_in_schema=False)
+    app.include_router(policies_pages.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     _install_error_handlers(app)

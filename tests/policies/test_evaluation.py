@@ -244,12 +244,12 @@ def test_due_actions_run_once_each_after_their_grace() -> None:
         {"actionType": "remoteLock", "gracePeriodHours": 48},
     ]
     due, nxt = evaluation.due_actions(actions, T0, [], T0)
-    assert [k for k, _, _ in due] == ["1:notification"] and nxt == T0 + timedelta(hours=24)
-    done = ["1:notification"]
+    assert [k for k, _, _ in due] == ["notification:0:"] and nxt == T0 + timedelta(hours=24)
+    done = ["notification:0:"]
     due, nxt = evaluation.due_actions(actions, T0, done, T0 + timedelta(hours=30))
-    assert [k for k, _, _ in due] == ["0:block"] and nxt == T0 + timedelta(hours=48)
-    due, nxt = evaluation.due_actions(actions, T0, [*done, "0:block"], T0 + timedelta(hours=49))
-    assert [k for k, _, _ in due] == ["2:remoteLock"] and nxt is None
+    assert [k for k, _, _ in due] == ["block:24:"] and nxt == T0 + timedelta(hours=48)
+    due, nxt = evaluation.due_actions(actions, T0, [*done, "block:24:"], T0 + timedelta(hours=49))
+    assert [k for k, _, _ in due] == ["remoteLock:48:"] and nxt is None
     assert evaluation.block_due(actions, T0) == T0 + timedelta(hours=24)
     assert evaluation.block_due([], T0) == T0
 

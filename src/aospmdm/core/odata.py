@@ -224,6 +224,8 @@ class _Parser:
             if opname == "ne":
                 return col.is_not(None)  # type: ignore[no-any-return]
             raise self.error(op, "null can only be compared with eq or ne")
+        if isinstance(value, bool) and opname not in ("eq", "ne"):
+            raise self.error(op, "true and false can only be compared with eq or ne")
         result: ColumnElement[bool] = {
             "eq": lambda: col == value,
             "ne": lambda: col != value,

@@ -189,17 +189,16 @@ def _register(collection: str) -> None:
     ) -> dict[str, Any]:
         """Replace the policy's assignments: included and excluded groups."""
         rows = service.assign(session, actor, policy_id, kinds, body)
-        return {"value": [assignment_json(a) for a in rows]}
+        seen = service.visible_group_ids(session, actor, [a.group_id for a in rows])
+        return {"value": [assignment_json(a) for a in rows if a.group_id in seen]}
 
     @router.get(base + "/{policy_id}/assignments", name=f"assignments_{collection}")
     def assignments(policy_id: str, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
         """The groups the policy is assigned to (and excluded from)."""
         policy = service.get_policy(session, actor, policy_id, kinds)
-        return {
-            "value": [
-                assignment_json(a) for a in service.assignments_of(session, [policy.id])[policy.id]
-            ]
-        }
+        rows = service.assignments_of(session, [policy.id])[policy.id]
+        seen = service.visible_group_ids(session, actor, [a.group_id for a in rows])
+        return {"value": [assignment_json(a) for a in rows if a.group_id in seen]}
 
     @router.get(base + "/{policy_id}/deviceStatuses", name=f"statuses_{collection}")
     def device_statuses(policy_id: str, session: SessionDep, actor: ActorDep) -> dict[str, Any]:

@@ -260,7 +260,9 @@ def check_compliance(settings: dict[str, Any], facts: Facts) -> list[SettingResu
         if not wanted:
             continue
         limit = os_version_tuple(wanted)
-        if found is None or limit is None:
+        if not facts.os_version.strip():
+            result(name, None, None, "")
+        elif found is None or limit is None:
             result(
                 name,
                 False,
@@ -337,7 +339,11 @@ def check_compliance(settings: dict[str, Any], facts: Facts) -> list[SettingResu
 
 
 def action_key(index: int, action: dict[str, Any]) -> str:
-    return f"{index}:{action['actionType']}"
+    """What marks an action as done: what it is, not where it sits in the list, so an admin
+    who adds or reorders actions does not make done ones run again."""
+    del index
+    cc = ",".join(sorted(action.get("notificationMessageCCList") or []))
+    return f"{action['actionType']}:{int(action.get('gracePeriodHours') or 0)}:{cc}"
 
 
 def block_due(actions: Sequence[dict[str, Any]], since: datetime) -> datetime:

@@ -213,8 +213,8 @@ POLICY_READ_ONLY = READ_ONLY | {
     "deviceStatusOverview",
     "supportsScopeTags",
 }
-_OS_VERSION = re.compile(r"^\d{1,4}(\.\d{1,4}){0,3}$")
-_PATCH_LEVEL = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_OS_VERSION = re.compile(r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}")
+_PATCH_LEVEL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _check_password_type(value: str | None) -> str | None:
@@ -386,7 +386,7 @@ class ComplianceInput(PolicyBase):
     @field_validator("os_minimum_version", "os_maximum_version")
     @classmethod
     def _os_version(cls, value: str | None) -> str | None:
-        if value is not None and not _OS_VERSION.match(value):
+        if value is not None and not _OS_VERSION.fullmatch(value):
             raise ValueError("must be an Android version such as 12, 13 or 14.1")
         return value
 
@@ -395,7 +395,7 @@ class ComplianceInput(PolicyBase):
     def _patch_level(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                if not _PATCH_LEVEL.match(value):
+                if not _PATCH_LEVEL.fullmatch(value):
                     raise ValueError
                 date.fromisoformat(value)
             except ValueError:

@@ -37,13 +37,13 @@ from aospmdm import protocol
 from aospmdm.core import clock, permissions
 from aospmdm.core.config import Settings
 from aospmdm.core.db import Executor, dialect_name, new_id, transaction
-from aospmdm.core.errors import BadRequest
+from aospmdm.core.errors import BadRequest, Forbidden
 from aospmdm.core.permissions import POLICY_AND_PROFILE_MANAGER, Permission
 from aospmdm.core.security import decrypt, encrypt
 from aospmdm.devices import service as devices
 from aospmdm.devices.models import ManagedDevice
 from aospmdm.groups import service as groups
-from aospmdm.groups.models import GroupMember
+from aospmdm.groups.models import DeviceGroup, GroupMember
 from aospmdm.policies import evaluation
 from aospmdm.policies.evaluation import Effective, Facts, PolicyRow
 from aospmdm.policies.models import (
@@ -157,6 +157,20 @@ def assignments_of(
     return out
 
 
+def visible_group_ids(session: Session, actor: Actor, group_ids: Sequence[str]) -> set[str]:
+    """Which of these groups the admin may see (groups.read scope)."""
+    if not group_ids or not actor.can(groups.READ):
+        return set()
+    return set(
+        session.scalars(
+            groups.group_statement(actor)
+            .where(DeviceGroup.id.in_(list(group_ids)))
+            .with_only_columns(DeviceGroup.id)
+            .order_by(None)
+        )
+    )
+
+
 # --- changes --------------------------------------------------------------------------------
 
 _INPUTS: dict[str, type[PolicyBase]] = {
@@ -194,6 +208,12 @@ def _check_wifi(settings: dict[str, Any], key_set: bool) -> None:
 
 
 def _check_key(security: str, key: str) -> None:
+    if not (key.isascii() and key.isprintable()):
+        raise BadRequest(
+            "A Wi-Fi key is printable ASCII (WPA passphrases and WEP keys cannot hold other "
+            "characters).",
+            target="preSharedKey",
+        )
     if security == "wep" and not (
         len(key) in (5, 13)
         or (len(key) in (10, 26) and all(c in "0123456789abcdefABCDEF" for c in key))
@@ -281,6 +301,9 @@ def _apply_settings(policy: Policy, data: PolicyBase, settings: Settings) -> dic
             if policy.secret_encrypted is not None:
                 changes["preSharedKey"] = "(cleared)"
             policy.secret_encrypted = None
+        elif policy.secret_encrypted is not None and "wiFiSecurityType" in changes:
+            # The kept key must suit the new security type, or devices get one they reject.
+            _check_key(security, decrypt(settings.instance_key, policy.secret_encrypted))
         _check_wifi(stored, policy.secret_encrypted is not None)
     if isinstance(data, ComplianceInput):
         _check_compliance(stored)
@@ -372,7 +395,9 @@ def update_policy(
         target_name=policy.display_name,
         details=changes,
     )
-    if policy.kind == COMPLIANCE:
+    if policy.kind == COMPLIANCE and any(
+        k not in ("displayName", "description", "roleScopeTagIds") for k in changes
+    ):
         reevaluate_policy(session, policy.id)
     return policy
 
@@ -430,11 +455,19 @@ def assign(
                 target=f"assignments.{n}.target.groupId",
             )
         wanted[gid] = exclude
+    # A scoped admin replaces only the assignments it can see: those to groups outside its
+    # scope stay (as scope tags do), so it cannot undo what other admins assigned.
+    current = assignments_of(session, [policy.id])[policy.id]
+    seen = visible_group_ids(session, actor, [a.group_id for a in current])
+    kept = [a for a in current if a.group_id not in seen and a.group_id not in wanted]
     before = _devices_with_state(session, policy.id) | set(
         session.scalars(targeted_device_ids(policy.id))
     )
     session.execute(delete(_ASSIGNMENTS).where(_ASSIGNMENTS.c.policy_id == policy.id))
     rows = [PolicyAssignment(policy_id=policy.id, group_id=g, exclude=x) for g, x in wanted.items()]
+    rows += [
+        PolicyAssignment(policy_id=policy.id, group_id=a.group_id, exclude=a.exclude) for a in kept
+    ]
     session.add_all(rows)
     session.flush()
     audit.record(
@@ -561,6 +594,12 @@ def compliance_settings(db: Executor) -> tuple[bool, int]:
 
 def update_compliance_settings(session: Session, actor: Actor, data: SettingsUpdate) -> None:
     actor.require(WRITE)
+    if actor.scope(WRITE) is not None:
+        raise Forbidden(
+            "These settings apply to every device of the tenant: only an admin whose "
+            f"'{WRITE}' is not limited to scope tags may change them.",
+            code="forbidden",
+        )
     row = session.get(ComplianceSettings, 1)
     if row is None:
         row = ComplianceSettings(id=1, secure_by_default=False, checkin_threshold_days=30)
@@ -617,7 +656,7 @@ def for_check_in(
     policies = targeted(db, [device.id])[device.id]
     eff = effective_for(settings, policies)
     states = _states(db, [device.id])[device.id]
-    if report is not None and report.version == eff.version:
+    if report is not None and report.version == eff.version == applied_version:
         _record_report(db, device.id, eff, policies, report, states, now)
     _judge(
         db,
@@ -915,6 +954,11 @@ def evaluate_compliance(
     t = devices.TABLE
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
+        if dialect_name(db) == "postgresql":
+            # The device rows first, in id order, as a check-in locks its device row before
+            # its states: the two cannot deadlock, and a check-in judging the same device
+            # waits and then reads what this evaluation wrote (no action fires twice).
+            db.execute(select(t.c.id).where(t.c.id.in_(chunk)).order_by(t.c.id).with_for_update())
         rows = list(
             db.execute(
                 select(
@@ -970,6 +1014,12 @@ def compliance_job(session: Session) -> int:
     due = select(_STATES.c.device_id).where(_STATES.c.next_action_at <= now)
     in_grace = select(t.c.id).where(t.c.compliance_state == "inGracePeriod")
     ids = set(session.scalars(stale)) | set(session.scalars(due)) | set(session.scalars(in_grace))
+    # Group memberships changed since (a device removed from or added to a group by hand, a
+    # group deleted): devices judged by a policy that no longer targets them, and devices a
+    # policy targets that it has not judged.
+    for policy_id in session.scalars(select(Policy.id).where(Policy.kind == COMPLIANCE)):
+        targeted_now = set(session.scalars(targeted_device_ids(policy_id)))
+        ids |= targeted_now ^ _devices_with_state(session, policy_id)
     return evaluate_compliance(session, ids, now)
 
 
@@ -1016,9 +1066,12 @@ def device_policy_states(
     session: Session, actor: Actor, device_id: str, kinds: Sequence[str]
 ) -> list[dict[str, Any]]:
     """The policies that apply to one device, each with its status and per-setting states."""
-    device = devices.get_device(session, actor, device_id)
     actor.require(READ)
-    policies = [p for p in targeted(session, [device.id])[device.id] if p.kind in kinds]
+    device = devices.get_device(session, actor, device_id)
+    seen = _visible_policy_ids(session, actor, kinds)
+    policies = [
+        p for p in targeted(session, [device.id])[device.id] if p.kind in kinds and p.id in seen
+    ]
     states = _states(session, [device.id])[device.id]
     out = []
     for p in sorted(policies, key=lambda p: p.display_name):
@@ -1106,7 +1159,16 @@ def retire_list(
     visible = set(
         session.scalars(devices.device_statement(actor).with_only_columns(ManagedDevice.id))
     )
-    return [(a, d, p) for a, d, p in session.execute(stmt).all() if d.id in visible]
+    seen = _visible_policy_ids(session, actor, COMPLIANCES)
+    return [
+        (a, d, p) for a, d, p in session.execute(stmt).all() if d.id in visible and p.id in seen
+    ]
+
+
+def _visible_policy_ids(session: Session, actor: Actor, kinds: Sequence[str]) -> set[str]:
+    return set(
+        session.scalars(policy_statement(actor, kinds).with_only_columns(Policy.id).order_by(None))
+    )
 
 
 def pending_locks(db: Executor) -> list[Any]:

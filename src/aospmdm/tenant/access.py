@@ -169,6 +169,9 @@ def get_visible(
     also: ColumnElement[bool] | None = None,
 ) -> T:
     """One tagged object by id: 403 without the permission, then 404 if missing or out of scope."""
+    actor.require(perm)
+    if "\x00" in obj_id:  # no object has one, and PostgreSQL cannot even compare it
+        raise not_found(model, obj_id.replace("\x00", ""))
     where = model.id == obj_id  # type: ignore[attr-defined]
     stmt = visible(select(model).where(where), model, actor, perm, also)
     obj: T | None = session.scalars(stmt).first()

@@ -23,13 +23,21 @@ NAV: list[tuple[str, str | None]] = [
     ("Devices", "/console/devices"),
     ("Groups", "/console/groups"),
     ("Apps", None),
-    ("Policies", None),
+    ("Policies", "/console/policies"),
     ("Tenant admin", "/console/tenant"),
 ]
+# A section's own pages, shown on that section's pages under the main navigation.
+SUBNAV: dict[str, list[tuple[str, str]]] = {
+    "Policies": [
+        ("Configuration", "/console/policies/configuration"),
+        ("Compliance", "/console/policies/compliance"),
+    ],
+}
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("nav", NAV)
+    context.setdefault("subnav", SUBNAV)
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
