@@ -11,6 +11,8 @@ reports: at every check-in, when a policy or its assignments change, and by a pe
 from __future__ import annotations
 
 import smtplib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -569,8 +571,36 @@ def targeted(db: Executor, device_ids: Sequence[str]) -> dict[str, list[PolicyRo
     return out
 
 
+# Effective policies by the policies they merge (id, version, name, kind): a fleet shares a
+# few sets, and merging (with a Wi-Fi key to decrypt) costs more than the check-in's queries.
+# Derived data only; a changed policy has a new version, so a stale entry is never read.
+_EFFECTIVE: OrderedDict[tuple[Any, ...], Effective] = OrderedDict()
+_EFFECTIVE_LOCK = threading.Lock()
+_EFFECTIVE_MAX = 1024
+
+
 def effective_for(settings: Settings, policies: Sequence[PolicyRow]) -> Effective:
-    return evaluation.effective(policies, lambda text: decrypt(settings.instance_key, text))
+    key = (
+        settings.instance_key,
+        tuple(
+            sorted(
+                (p.id, p.version, p.display_name, p.kind)
+                for p in policies
+                if p.kind in CONFIGURATION_KINDS
+            )
+        ),
+    )
+    with _EFFECTIVE_LOCK:
+        found = _EFFECTIVE.get(key)
+        if found is not None:
+            _EFFECTIVE.move_to_end(key)
+            return found
+    eff = evaluation.effective(policies, lambda text: decrypt(settings.instance_key, text))
+    with _EFFECTIVE_LOCK:
+        _EFFECTIVE[key] = eff
+        while len(_EFFECTIVE) > _EFFECTIVE_MAX:
+            _EFFECTIVE.popitem(last=False)
+    return eff
 
 
 def is_passcode_policy_assigned(db: Executor, device_id: str) -> bool:
