@@ -20,6 +20,7 @@ from tests.policies.fleet import (
     COMPLIANCE,
     COMPLIANCE_TYPE,
     LOCKED,
+    add,
     assign,
     check_in,
     create,
@@ -320,3 +321,23 @@ def test_an_unreachable_smtp_server_is_retried(env: Env) -> None:
     assert service.send_outbox(env.sessions, env.settings) == 0
     with env.db() as s:
         assert s.scalars(select(OutboxMail)).one().attempts == 2
+
+
+def test_group_changes_by_hand_are_judged_at_once(env: Env) -> None:
+    secret = ready(env)
+    a = device(env, secret)
+    check_in(a, facts={"is_rooted": True})
+    g = group(env, "line", [])
+    p = policy(env, securityBlockJailbrokenDevices=True)
+    assign(env, COMPLIANCE, p["id"], [g])
+    assert state(env, a) == "compliant"
+    add(env, g, a)
+    assert state(env, a) == "noncompliant"
+    r = env.call("DELETE", f"/beta/groups/{g}/members/{a.device_id}/$ref")
+    assert r.status_code == 204
+    assert state(env, a) == "compliant"
+    add(env, g, a)
+    assert state(env, a) == "noncompliant"
+    assert env.call("DELETE", f"/beta/groups/{g}").status_code == 204
+    assert state(env, a) == "compliant"
+    assert statuses(env, COMPLIANCE, p["id"]) == {}

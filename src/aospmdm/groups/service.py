@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, delete, insert, literal, select
@@ -37,6 +38,23 @@ permissions.register(
     ),
 )
 CATEGORY = "Group"
+
+# Called with (db, group id, device ids) after an admin added devices to or removed them from
+# a group, or deleted it. Policies listen, to judge those devices' compliance at once (policies
+# sits above groups, so groups announces instead of calling).
+_membership_listeners: list[Callable[[Executor, str, list[str]], None]] = []
+
+
+def on_membership_changed(listener: Callable[[Executor, str, list[str]], None]) -> None:
+    _membership_listeners.append(listener)
+
+
+def _announce_members(db: Executor, group_id: str, device_ids: list[str]) -> None:
+    if device_ids:
+        for listener in _membership_listeners:
+            listener(db, group_id, device_ids)
+
+
 _GROUPS = cast("Table", DeviceGroup.__table__)
 _MEMBERS = cast("Table", GroupMember.__table__)
 
@@ -241,8 +259,13 @@ def update_group(session: Session, actor: Actor, group_id: str, data: GroupUpdat
 def delete_group(session: Session, actor: Actor, group_id: str) -> None:
     actor.require(WRITE)
     group = get_group(session, actor, group_id, WRITE)
+    members = list(
+        session.scalars(select(GroupMember.device_id).where(GroupMember.group_id == group.id))
+    )
     access.untag(session, DeviceGroup, group.id)
     session.delete(group)
+    session.flush()
+    _announce_members(session, group.id, members)
     audit.record(
         session,
         actor,
@@ -285,6 +308,8 @@ def add_member(session: Session, actor: Actor, group_id: str, device_id: str) ->
             target="members",
         )
     session.add(GroupMember(group_id=group.id, device_id=device.id, added_at=clock.now()))
+    session.flush()
+    _announce_members(session, group.id, [device.id])
     audit.record(
         session,
         actor,
@@ -311,6 +336,8 @@ def remove_member(session: Session, actor: Actor, group_id: str, device_id: str)
     if member is None:
         raise NotFound(f"Device '{device_id}' is not a member of group '{group.display_name}'.")
     session.delete(member)
+    session.flush()
+    _announce_members(session, group.id, [device_id])
     audit.record(
         session,
         actor,

@@ -1032,6 +1032,17 @@ def reevaluate_policy(db: Executor, policy_id: str) -> None:
     )
 
 
+def _membership_changed(db: Executor, group_id: str, device_ids: list[str]) -> None:
+    """Devices an admin moved in or out of a group may have gained or lost a compliance
+    policy: judge them now, not at their next check-in."""
+    del group_id  # the group may be gone already (deleted, with its assignments)
+    if db.execute(select(_POLICIES.c.id).where(_POLICIES.c.kind == COMPLIANCE).limit(1)).first():
+        evaluate_compliance(db, device_ids)
+
+
+groups.on_membership_changed(_membership_changed)
+
+
 def compliance_job(session: Session) -> int:
     """Periodic: devices whose status outgrew the validity period become noncompliant, and
     noncompliance actions whose grace period ran out are carried out."""
