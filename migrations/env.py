@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 # Importing the models registers their tables on Base.metadata.
+import aospmdm.actions.models
 import aospmdm.devices.models
 import aospmdm.enrollment.models
 import aospmdm.groups.models

@@ -255,6 +255,41 @@ class EffectivePolicy(Answer):
     wifi_networks: list[WifiNetwork] = []
 
 
+# --- commands (remote actions) -------------------------------------------------------------
+
+# What a device may be asked to do. "factoryReset" is sent to a device an admin deleted.
+COMMAND_TYPES = ("wipe", "factoryReset", "remoteLock", "resetPasscode", "rebootNow")
+
+
+class Command(Answer):
+    """A remote action for the device. It is sent again at every check-in until the device
+    sends a final result for it (delivery is at least once; the id makes it idempotent)."""
+
+    id: str
+    type: str  # one of COMMAND_TYPES; an agent answers notSupported to others
+    # resetPasscode: {"passcode": "<digits>"}: the temporary passcode to set.
+    payload: dict[str, str] = {}
+    expires_at: str | None = None
+
+
+class CommandResult(Message):
+    command_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    # accepted: started (for wipe: persisted and about to reset); done | failed |
+    # notSupported: final; notNow: ask again later (the command stays pending).
+    status: Literal["accepted", "done", "failed", "notNow", "notSupported"]
+    message: Text = ""
+
+
+class ResultsRequest(Message):
+    results: Annotated[list[CommandResult], Field(min_length=1, max_length=100)]
+
+
+class ResultsResponse(Answer):
+    # Per result, in order: recorded (it changed the command), duplicate (already recorded),
+    # unknown (no such command for this device: ignored).
+    outcomes: list[str]
+
+
 class CheckinResponse(Answer):
     server_time: str
     next_check_in_seconds: int
@@ -262,4 +297,4 @@ class CheckinResponse(Answer):
     send_installed_apps: bool = False
     # Present only when it differs from the version the device said it applied.
     policy: EffectivePolicy | None = None
-    commands: list[dict[str, object]] = []
+    commands: list[Command] = []

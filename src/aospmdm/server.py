@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 
 from aospmdm import __version__
+from aospmdm.actions import api as actions_api
+from aospmdm.actions import service as actions_service
 from aospmdm.core.config import Settings
 from aospmdm.core.db import make_engine, make_sessionmaker, transaction
 from aospmdm.core.errors import DomainError, error_body
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Job("prune request nonces", 300, sync_service.prune_nonces),
         Job("prune sign-in state", 600, lambda s: service.prune_sign_in_state(s, settings)),
         Job("compliance", 300, policies_service.compliance_job),
+        Job("prune device actions", 3600, actions_service.prune),
+        Job("compliance locks", 60, actions_service.carry_out_compliance_locks),
         Job(
             "send notifications",
             60,
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     app.include_router(tenant_api.router, tags=["tenant"])
     app.include_router(enrollment_api.router, tags=["enrollment"])
+    app.include_router(actions_api.router, tags=["remote actions"])
     app.include_router(devices_api.router, tags=["devices"])
     app.include_router(groups_api.router, tags=["groups"])
     app.include_router(policies_api.router, tags=["policies"])

@@ -104,6 +104,7 @@ class FakeServer:
         self.nonces: set[str] = set()
         self.ask_for_apps = False
         self.commands: list[dict[str, object]] = []
+        self.results: list[dict[str, Any]] = []
         self.refusal: tuple[int, dict[str, Any]] | None = None
         self.required = list(REQUIRED)
 
@@ -128,10 +129,14 @@ class FakeServer:
                 required_apps=self.required,
             )
             return httpx.Response(201, json=answer.model_dump(by_alias=True, mode="json"))
-        assert request.url.path == "/device/v1/checkin"
         refused = self.check_signature(request)
         if refused:
             return httpx.Response(401, json={"error": {"code": refused, "message": refused}})
+        if request.url.path == "/device/v1/results":
+            results = p.ResultsRequest.model_validate(body)
+            self.results.append(body)
+            return httpx.Response(200, json={"outcomes": ["recorded"] * len(results.results)})
+        assert request.url.path == "/device/v1/checkin"
         p.CheckinRequest.model_validate(body)
         self.checkins.append(body)
         answer = p.CheckinResponse(
@@ -417,8 +422,12 @@ def test_a_refused_checkin_keeps_the_apps_unacknowledged(
 def test_unknown_commands_are_ignored(server: FakeServer, client: AgentClient) -> None:
     device = enrolled(client)
     server.commands = [{"type": "fromTheFuture", "id": "1"}]
-    assert client.checkin(device).commands == server.commands
+    assert [c.id for c in client.checkin(device).commands] == ["1"]
     assert device.state.enrolled
+    [posted] = server.results
+    assert posted["results"] == [
+        {"commandId": "1", "status": "notSupported", "message": posted["results"][0]["message"]}
+    ]
 
 
 # --- refusals --------------------------------------------------------------------------------

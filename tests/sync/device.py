@@ -132,5 +132,13 @@ class Device:
         return self.signed("/device/v1/checkin", body, **kw)
 
 
+def results(device: Device, *pairs: tuple[str, str]) -> httpx.Response:
+    """POST signed results: (command id, status) pairs."""
+    body = protocol.ResultsRequest(
+        results=[protocol.CommandResult(command_id=c, status=st) for c, st in pairs]  # type: ignore[arg-type]
+    )
+    return device.signed("/device/v1/results", body.model_dump_json(by_alias=True).encode())
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)

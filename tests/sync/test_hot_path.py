@@ -14,9 +14,9 @@ from tests.conftest import Env
 from tests.sync.device import Device, secret_of
 
 # BEGIN, the device by id, the nonce insert, the one UPDATE, then the policy work: the
-# policies assigned to the device, its policy states and the tenant's compliance settings
-# (COMMIT is not a cursor call).
-NO_CHANGE_CHECK_IN_STATEMENTS = 7
+# policies assigned to the device, its policy states and the tenant's compliance settings;
+# then its open commands (COMMIT is not a cursor call).
+NO_CHANGE_CHECK_IN_STATEMENTS = 8
 
 
 @contextmanager

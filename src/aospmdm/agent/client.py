@@ -1,4 +1,5 @@
-"""Talking to the server: enrollment and signed check-ins (docs/protocol.md).
+"""Talking to the server: enrollment, signed check-ins and command results
+(docs/protocol.md).
 
 Each exchange is built and its answer applied to the device here, once, for both the
 synchronous client the CLI uses and the asynchronous calls the simulator makes. Tests point
@@ -9,7 +10,6 @@ as Starlette's TestClient).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -20,11 +20,12 @@ from pydantic import BaseModel, ValidationError
 
 from aospmdm import protocol as p
 
-from . import DEFAULT_AGENT_VERSION, AgentError, qr
+from . import DEFAULT_AGENT_VERSION, AgentError, actions, qr
 from .device import Device, merged_apps, new_key, public_key_b64, version_code
 
 ENROLL_PATH = "/device/v1/enroll"
 CHECKIN_PATH = "/device/v1/checkin"
+RESULTS_PATH = "/device/v1/results"
 TIMEOUT_SECONDS = 30.0
 # After applying a policy the agent checks in again at once to report on it; if that answer
 # brings yet another policy, again, up to this many times. A report still unsent after them
@@ -32,11 +33,6 @@ TIMEOUT_SECONDS = 30.0
 MAX_POLICY_REPORTS = 3
 
 _R = TypeVar("_R", bound=BaseModel)
-
-CommandHandler = Callable[[Device, dict[str, object]], None]
-# What the agent does for each command type it knows; it ignores the others, so that a
-# server newer than the agent cannot stop it from checking in.
-COMMAND_HANDLERS: dict[str, CommandHandler] = {}
 
 
 @dataclass(frozen=True)
@@ -147,15 +143,9 @@ class Checkin:
             applied_policy_version=state.applied_policy_version,
             policy_report=self.sent_report,
         )
-        url = state.server_url + CHECKIN_PATH
-        body = _json(request)
-        parts = urlsplit(url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = {
-            **_headers(device, agent_version),
-            **device.signed_headers("POST", path, body),
-        }
-        self.call = Call("POST", url, body, headers)
+        self.call = _signed(device, CHECKIN_PATH, request)
+        # The results of the commands the answer brings, to send at once (``finish``).
+        self.results: Results | None = None
 
     def finish(self, response: httpx.Response) -> p.CheckinResponse:
         answer = _answer(response, 200, p.CheckinResponse)
@@ -169,15 +159,52 @@ class Checkin:
             state.policy_report_delivered = True
         if answer.policy is not None:
             self.device.apply_policy(answer.policy)
-        for command in answer.commands:
-            handler = COMMAND_HANDLERS.get(str(command.get("type")))
-            if handler is not None:
-                handler(self.device, command)
+        results = actions.handle(self.device, answer.commands)
+        if results:
+            self.results = Results(self.device, results)
         return answer
 
     @property
     def report_due(self) -> bool:
         return self.device.report_to_send() is not None
+
+
+class Results:
+    """One signed POST of command results. Before it is sent, the device is saved: what the
+    commands changed, the results kept for a command delivered again, and a wipe's pending
+    marker. When the server has the results (a ``2xx``; for a wipe also ``401
+    deviceUnknown``: it already removed the device), ``finish`` carries out a pending wipe.
+
+    ``Results.owed(device)`` is the confirmation a wipe interrupted by a crash still owes."""
+
+    def __init__(self, device: Device, results: list[p.CommandResult]):
+        self.device = device
+        self.results = results
+        self.call = _signed(device, RESULTS_PATH, p.ResultsRequest(results=results))
+
+    @classmethod
+    def owed(cls, device: Device) -> Results | None:
+        results = actions.wipe_results(device)
+        return cls(device, results) if results else None
+
+    def answered(self, commands: list[p.Command]) -> list[tuple[p.Command, p.CommandResult]]:
+        """Each result with the command it answers."""
+        by_id = {c.id: c for c in commands}
+        return [(by_id[r.command_id], r) for r in self.results if r.command_id in by_id]
+
+    def finish(self, response: httpx.Response) -> p.ResultsResponse | None:
+        """The server's outcomes, or None when the device was wiped on a ``401
+        deviceUnknown``."""
+        wiping = self.device.state.pending_wipe is not None
+        if wiping and response.status_code == 401 and _code(response) == "deviceUnknown":
+            self.device.factory_reset()
+            return None
+        if not 200 <= response.status_code < 300:
+            raise _refusal(response, 200)
+        outcome = _answer(response, response.status_code, p.ResultsResponse)
+        if wiping:
+            self.device.factory_reset()
+        return outcome
 
 
 class AgentClient:
@@ -195,6 +222,8 @@ class AgentClient:
     ):
         self._owned = http is None
         self.http = http or httpx.Client(transport=transport, timeout=timeout)
+        # The command results the last ``checkin`` sent, with the command each answers.
+        self.results: list[tuple[p.Command, p.CommandResult]] = []
 
     def __enter__(self) -> AgentClient:
         return self
@@ -218,18 +247,41 @@ class AgentClient:
         return exchange.finish(self._send(exchange.call))
 
     def checkin(self, device: Device) -> p.CheckinResponse:
-        """Check in; when the answer brings a policy, apply it and report on it at once in
-        further check-ins (at most ``MAX_POLICY_REPORTS``). The device is saved before each
-        of those, so that a failed report leaves it with the policy applied and the report
-        kept for the next check-in. Returns the last answer."""
+        """Check in and do the work the answer brings: carry out its commands and send their
+        results at once (a wipe: confirm, then reset); apply a policy and report on it at
+        once in further check-ins (at most ``MAX_POLICY_REPORTS``). The device is saved
+        before each further request, so that a failed one leaves it with the work done and
+        what it owes the server kept. Returns the last answer.
+
+        A wipe left pending by an earlier run is finished first (``resume``); the check-in
+        is then refused as ``notEnrolled``."""
+        self.results = []
+        self.resume(device)
         exchange = Checkin(device)
-        answer = exchange.finish(self._send(exchange.call))
+        answer = self._finish(exchange)
         for _ in range(MAX_POLICY_REPORTS):
             if not exchange.report_due:
                 break
             device.save()
             exchange = Checkin(device)
-            answer = exchange.finish(self._send(exchange.call))
+            answer = self._finish(exchange)
+        return answer
+
+    def resume(self, device: Device) -> bool:
+        """Finish a wipe that an earlier run confirmed (or was about to) but did not carry
+        out: send its result again, then reset. True when it did."""
+        owed = Results.owed(device)
+        if owed is None:
+            return False
+        owed.finish(self._send(owed.call))
+        return True
+
+    def _finish(self, exchange: Checkin) -> p.CheckinResponse:
+        answer = exchange.finish(self._send(exchange.call))
+        if exchange.results is not None:
+            exchange.device.save()
+            exchange.results.finish(self._send(exchange.results.call))
+            self.results += exchange.results.answered(answer.commands)
         return answer
 
     def _send(self, call: Call) -> httpx.Response:
@@ -249,15 +301,35 @@ async def enroll_async(
     return exchange.finish(await _send_async(http, exchange.call))
 
 
-async def checkin_async(http: httpx.AsyncClient, device: Device) -> p.CheckinResponse:
-    """``AgentClient.checkin`` for the simulator's in-memory devices."""
+async def checkin_async(
+    http: httpx.AsyncClient,
+    device: Device,
+    results: list[tuple[p.Command, p.CommandResult]] | None = None,
+) -> p.CheckinResponse:
+    """``AgentClient.checkin`` for the simulator's in-memory devices; the command results
+    it sent are added to ``results``."""
+    owed = Results.owed(device)
+    if owed is not None:
+        owed.finish(await _send_async(http, owed.call))
+    sent = results if results is not None else []
     exchange = Checkin(device)
-    answer = exchange.finish(await _send_async(http, exchange.call))
+    answer = await _finish_async(http, exchange, sent)
     for _ in range(MAX_POLICY_REPORTS):
         if not exchange.report_due:
             break
         exchange = Checkin(device)
-        answer = exchange.finish(await _send_async(http, exchange.call))
+        answer = await _finish_async(http, exchange, sent)
+    return answer
+
+
+async def _finish_async(
+    http: httpx.AsyncClient, exchange: Checkin, sent: list[tuple[p.Command, p.CommandResult]]
+) -> p.CheckinResponse:
+    answer = exchange.finish(await _send_async(http, exchange.call))
+    if exchange.results is not None:
+        exchange.device.save()
+        exchange.results.finish(await _send_async(http, exchange.results.call))
+        sent += exchange.results.answered(answer.commands)
     return answer
 
 
@@ -270,6 +342,27 @@ async def _send_async(http: httpx.AsyncClient, call: Call) -> httpx.Response:
 
 def _json(message: p.Message) -> bytes:
     return message.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def _signed(device: Device, route: str, message: p.Message) -> Call:
+    """A signed POST of ``message`` to ``route`` of the device's server (§4)."""
+    state = device.state
+    if state.server_url is None:
+        raise AgentError("notEnrolled", "this device is not enrolled: run aospmdm agent enroll")
+    url = state.server_url + route
+    body = _json(message)
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    version = state.agent_version or DEFAULT_AGENT_VERSION
+    headers = {**_headers(device, version), **device.signed_headers("POST", path, body)}
+    return Call("POST", url, body, headers)
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _headers(device: Device, version: str) -> dict[str, str]:

@@ -6,7 +6,8 @@ last one left off:
 - ``hardware.json``: what a factory reset does not touch (the serial number, the model and
   firmware, and the counters a real device keeps in hardware: reboots, factory resets);
 - ``state.json``: everything a factory reset erases (the enrollment, the Wi-Fi networks,
-  installed apps other than the system ones, the lock and the passcode, the policy in force);
+  installed apps other than the system ones, the lock and the passcode, the policy in force,
+  the results of the commands handled and a wipe confirmed but not yet carried out);
 - ``device-key.pem``: the device's private key, created at enrollment (the Android keystore's
   job on a real device), erased by a factory reset.
 
@@ -89,6 +90,9 @@ class Hardware(_StateFile):
     # saving Wi-Fi networks.
     unsupported_settings: list[str] = []
     failing_settings: list[str] = []
+    # The device is in use: it answers notNow to the commands of its next this many
+    # check-ins that bring any.
+    busy_checkins: int = Field(default=0, ge=0)
 
     @field_validator("unsupported_settings", "failing_settings")
     @classmethod
@@ -128,6 +132,20 @@ class Enrollment(_StateFile):
     # The report on the applied version, and whether a check-in delivered it yet.
     policy_report: p.PolicyReport | None = None
     policy_report_delivered: bool = False
+    # The final results of the commands handled lately, oldest first: a command delivered
+    # again gets its result again instead of being carried out twice.
+    command_results: list[p.CommandResult] = []
+    pending_wipe: PendingWipe | None = None
+
+
+class PendingWipe(_StateFile):
+    """A wipe the device accepted: kept before it confirms, so that a crash between the
+    confirmation and the reset cannot lose it; the reset erases it."""
+
+    command_ids: list[str] = Field(min_length=1)
+    # The counter before this reset, so that a reset interrupted after counting is not
+    # counted twice.
+    factory_resets: int = Field(ge=0)
 
 
 def new_serial() -> str:
@@ -416,13 +434,21 @@ class Device:
     def factory_reset(self) -> None:
         """Erase the enrollment, the key, the Wi-Fi and the apps that did not come with the
         firmware; the hardware and its counters stay."""
+        pending = self.state.pending_wipe
+        # A reset that a crash interrupted after counting it is not counted again.
+        if pending is None or pending.factory_resets == self.hardware.factory_resets:
+            self.hardware.factory_resets += 1
         self.state = Enrollment()
         self.key = None
         self._key_saved = False
-        self.hardware.factory_resets += 1
+        # The state first: a key file left behind by a crash is unused and overwritten at
+        # the next enrollment, while a state naming a deleted key could not be loaded.
+        self.save()
         if self.state_dir is not None:
             (self.state_dir / KEY_FILE).unlink(missing_ok=True)
-        self.save()
+
+    def reboot(self) -> None:
+        self.hardware.reboot_count += 1
 
     def status(self) -> dict[str, Any]:
         """What ``aospmdm agent status`` prints."""
@@ -478,6 +504,11 @@ class Device:
             "failingSettings": list(hw.failing_settings),
             "rebootCount": hw.reboot_count,
             "factoryResets": hw.factory_resets,
+            "busyCheckins": hw.busy_checkins,
+            "pendingWipe": None
+            if st.pending_wipe is None
+            else st.pending_wipe.model_dump(by_alias=True, exclude={"factory_resets"}),
+            "lastResults": [r.model_dump(by_alias=True) for r in st.command_results[-10:]],
             "nextCheckInSeconds": st.next_check_in_seconds,
         }
 

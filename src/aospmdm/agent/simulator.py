@@ -8,7 +8,9 @@ gives it, or, with ``interval``, waits that long between check-ins (0: back to b
 test). Latencies are measured per check-in, from the moment its request is made to the
 moment its answer is applied, so they include the simulator's own signing and parsing.
 A check-in that brings a policy includes applying it and the check-in that reports on it
-(docs/protocol.md §10), as on a device.
+(docs/protocol.md §10), and one that brings commands includes carrying them out and sending
+their results (§11), as on a device. A restarted device checks in again at once; a wiped one
+stops.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from aospmdm import protocol as p
 
 from . import DEFAULT_AGENT_VERSION, AgentError, qr
 from .client import TIMEOUT_SECONDS, checkin_async, enroll_async
@@ -50,6 +54,8 @@ class Report:
     p99_ms: float | None
     cpu_s: float  # CPU time this process used during the check-in phase
     policies_applied: int = 0  # devices with a policy in force at the end
+    commands_done: int = 0  # commands carried out (answered done), over all devices
+    wiped: int = 0  # devices a wipe (or factory reset command) reset
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -109,6 +115,7 @@ class _Fleet:
         self.slots = asyncio.Semaphore(concurrency)
         self.errors: Counter[str] = Counter()
         self.latencies_ms: list[float] = []
+        self.commands_done = 0
         self.progress: Progress | None = None
         self.tasks: tuple[TaskID, TaskID] | None = None
 
@@ -143,6 +150,8 @@ class _Fleet:
             p99_ms=percentile(lat, 99),
             cpu_s=time.process_time() - cpu_begin,
             policies_applied=sum(1 for d in enrolled if d.state.applied_policy_version != "0"),
+            commands_done=self.commands_done,
+            wiped=sum(1 for d in enrolled if not d.state.enrolled),
         )
 
     async def enroll(self, serial: str, delay: float) -> Device | None:
@@ -163,8 +172,10 @@ class _Fleet:
         while time.perf_counter() < deadline:
             async with self.slots:
                 start = time.perf_counter()
+                reboots = device.hardware.reboot_count
+                results: list[tuple[p.Command, p.CommandResult]] = []
                 try:
-                    answer = await checkin_async(self.http, device)
+                    answer = await checkin_async(self.http, device, results)
                 except AgentError as exc:
                     self.errors[exc.code] += 1
                     if exc.code in FATAL_CODES:
@@ -172,7 +183,12 @@ class _Fleet:
                     wait = RETRY_SECONDS if self.interval is None else self.interval
                 else:
                     self.latencies_ms.append((time.perf_counter() - start) * 1000)
+                    self.commands_done += sum(1 for _, r in results if r.status == "done")
+                    if not device.state.enrolled:
+                        return
                     wait = answer.next_check_in_seconds if self.interval is None else self.interval
+                    if device.hardware.reboot_count != reboots:
+                        wait = 0
             # The device stays on until the end, so the phase lasts ``duration`` even when
             # its next check-in falls after it. Back to back (0 s), the other devices still
             # get their turn.

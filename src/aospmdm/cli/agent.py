@@ -44,6 +44,16 @@ QrFile = Annotated[
 AgentVersion = Annotated[
     str, typer.Option("--agent-version", help="The agent version the device reports.")
 ]
+Busy = Annotated[
+    int | None,
+    typer.Option(
+        "--busy",
+        min=0,
+        help="The device is in use: it answers notNow to the commands of its next N "
+        "check-ins that bring any (0: no longer busy).",
+        show_default=False,
+    ),
+]
 
 
 @contextmanager
@@ -118,11 +128,12 @@ def enroll(
 
 
 @app.command("checkin")
-def checkin(state_dir: StateDir) -> None:
+def checkin(state_dir: StateDir, busy: Busy = None) -> None:
     """Check in once, doing any work the server returns."""
     with _refusals():
-        device = Device.load(state_dir)
+        device = _load(state_dir, busy)
         with AgentClient() as client:
+            _resume(client, device)
             _checkin(client, device)
 
 
@@ -133,15 +144,20 @@ def run(
         int | None,
         typer.Option(min=1, help="Stop after this many check-ins (default: run until stopped)."),
     ] = None,
+    busy: Busy = None,
 ) -> None:
-    """Check in now, then whenever the server's schedule says, until stopped."""
+    """Check in now, then whenever the server's schedule says, until stopped (or until a
+    wipe resets the device). After a restart command the device checks in again at once."""
     done = 0
     with _refusals():
-        device = Device.load(state_dir)
+        device = _load(state_dir, busy)
         with AgentClient() as client:
+            _resume(client, device)
             while True:
                 wait = _checkin(client, device)
                 done += 1
+                if not device.state.enrolled:
+                    return
                 if max_checkins is not None and done >= max_checkins:
                     return
                 time.sleep(wait)
@@ -149,27 +165,58 @@ def run(
 
 @app.command("status")
 def status(state_dir: StateDir) -> None:
-    """Print the device's state as JSON."""
+    """Print the device's state as JSON (after finishing a wipe an earlier run left
+    pending, if the server can be reached)."""
     with _refusals():
         device = Device.load(state_dir)
+    if device.state.pending_wipe is not None:
+        try:
+            with AgentClient() as client:
+                _resume(client, device)
+        except AgentError as exc:
+            typer.echo(f"warning: the pending wipe waits: {exc.code}: {exc.message}", err=True)
     typer.echo(json.dumps(device.status(), indent=2, ensure_ascii=False))
 
 
+def _load(state_dir: Path, busy: int | None) -> Device:
+    device = Device.load(state_dir)
+    if busy is not None:
+        device.hardware.busy_checkins = busy
+        device.save()
+    return device
+
+
+def _resume(client: AgentClient, device: Device) -> None:
+    """Finish a wipe an earlier run confirmed but did not carry out."""
+    if client.resume(device):
+        typer.echo("confirmed the pending wipe and factory-reset the device")
+
+
 def _checkin(client: AgentClient, device: Device) -> int:
-    """One check-in (with the reports on any policy it brought), saved; returns the seconds
-    until the next one."""
+    """One check-in (with the reports on any policy it brought, and the results of its
+    commands), saved; returns the seconds until the next one: none after a restart."""
     _, apps = device.apps_to_send()
     report = device.state.policy_report
+    device_id, reboots = device.state.device_id, device.hardware.reboot_count
     answer = client.checkin(device)
     device.save()
     sent = "sent the installed apps" if apps is not None else "installed apps unchanged"
     typer.echo(
-        f"checked in as {device.state.device_id} ({sent}, {len(answer.commands)} commands); "
+        f"checked in as {device_id} ({sent}, {len(answer.commands)} commands); "
         f"next check-in in {answer.next_check_in_seconds} s"
     )
+    for command, result in client.results:
+        message = f" ({result.message})" if result.message else ""
+        typer.echo(f"command {command.type} {command.id}: {result.status}{message}")
+    if not device.state.enrolled:
+        typer.echo("wiped: the device was factory-reset and is no longer enrolled")
+        return 0
     applied = device.state.policy_report
     if applied is not None and applied is not report:
         typer.echo(_policy_line(device, applied))
+    if device.hardware.reboot_count != reboots:
+        typer.echo("restarted: checking in again at once")
+        return 0
     return answer.next_check_in_seconds
 
 
@@ -239,6 +286,7 @@ def summary(report: Report) -> list[str]:
         f"errors:    {_codes(report) if report.errors else 'none'}",
         f"latency:   p50 {ms(report.p50_ms)}, p95 {ms(report.p95_ms)}, p99 {ms(report.p99_ms)}",
         f"policies:  applied on {report.policies_applied} of {report.enrolled} devices",
+        f"commands:  {report.commands_done} done, {report.wiped} devices wiped",
     ]
 
 

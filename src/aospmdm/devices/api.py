@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,9 +23,20 @@ def _jailbroken(value: bool | None) -> str:
     return "Unknown" if value is None else ("True" if value else "False")
 
 
+# Properties that features above devices add to the managedDevice shape (remote actions add
+# deviceActionResults): each takes the device ids and returns {id: {property: value}}.
+EXTRA_PROPERTIES: list[Callable[[Session, list[str]], dict[str, dict[str, Any]]]] = []
+
+
 def devices_json(session: Session, rows: Sequence[ManagedDevice]) -> list[dict[str, Any]]:
-    tags = access.tags_of(session, ManagedDevice, [d.id for d in rows])
-    return [device_json(d, tags[d.id]) for d in rows]
+    ids = [d.id for d in rows]
+    tags = access.tags_of(session, ManagedDevice, ids)
+    out = [device_json(d, tags[d.id]) for d in rows]
+    for extra in EXTRA_PROPERTIES:
+        found = extra(session, ids)
+        for item in out:
+            item.update(found.get(item["id"], {}))
+    return out
 
 
 def device_json(d: ManagedDevice, tags: list[str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ class DeviceUpdate(GraphInput):
     # Everything a device reports about itself: accepted and ignored, so a device read from
     # the API can be sent back.
     read_only = READ_ONLY | {
+        "deviceActionResults",
         "managedDeviceName",
         "enrollmentProfileName",
         "managementState",

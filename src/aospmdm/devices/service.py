@@ -213,6 +213,9 @@ class DeviceState:
     applied_policy_version: str | None
     last_sync_at: datetime
     compliance_state: str
+    # A device an admin deleted that has not confirmed its factory reset (remote actions
+    # keep a tombstone with its key): it may only be told to reset.
+    deleted: bool = False
 
 
 # Built once: on the hot path, building a statement costs more than SQLite takes to run it.

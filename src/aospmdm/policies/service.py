@@ -603,6 +603,13 @@ def effective_for(settings: Settings, policies: Sequence[PolicyRow]) -> Effectiv
     return eff
 
 
+def effective_restrictions(db: Executor, device_id: str) -> dict[str, Any]:
+    """The restrictions in force on a device (merged), e.g. for a temporary passcode that
+    must meet them."""
+    merged, _ = evaluation.merge_restrictions(targeted(db, [device_id])[device_id])
+    return merged
+
+
 def is_passcode_policy_assigned(db: Executor, device_id: str) -> bool:
     """Whether a restrictions policy requiring a numeric or numeric complex passcode applies
     to the device (remote lock and reset passcode need one)."""
@@ -1210,6 +1217,16 @@ def _visible_policy_ids(session: Session, actor: Actor, kinds: Sequence[str]) ->
     return set(
         session.scalars(policy_statement(actor, kinds).with_only_columns(Policy.id).order_by(None))
     )
+
+
+def close_compliance_actions(db: Executor, ids: Sequence[str], state: str) -> None:
+    """Mark recorded compliance actions done (handed to their carrier) or canceled."""
+    if ids:
+        db.execute(
+            update(_ACTIONS)
+            .where(_ACTIONS.c.id.in_(list(ids)), _ACTIONS.c.state == "pending")
+            .values(state=state)
+        )
 
 
 def pending_locks(db: Executor) -> list[Any]:

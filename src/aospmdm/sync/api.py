@@ -92,3 +92,22 @@ async def checkin(request: Request) -> Response:
         if free:
             return _json(work())
     return _json(await run_in_threadpool(work))
+
+
+@router.post("/results", response_model=protocol.ResultsResponse)
+async def results(request: Request) -> Response:
+    """Signed results of the device's commands (remote actions)."""
+    raw = await request.body()
+    engine: Engine = request.app.state.engine
+
+    def work() -> protocol.ResultsResponse:
+        with engine.begin() as conn:
+            device = service.authenticate(
+                conn, request.method, signed_path(request), request.headers, raw
+            )
+            address = client_address(request)
+            request.state.actor = service.device_actor(device, address)
+            body = _parse(protocol.ResultsRequest, raw)
+            return service.results(conn, device, body, address)
+
+    return _json(await run_in_threadpool(work))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ForeignKey, Index, String, Table
+from sqlalchemy import Index, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aospmdm.core.db import Base
@@ -18,9 +18,8 @@ class RequestNonce(Base):
     __tablename__ = "request_nonce"
     __table_args__ = (Index("ix_request_nonce_at", "at"),)
 
-    device_id: Mapped[str] = mapped_column(
-        ForeignKey("managed_device.id", ondelete="CASCADE"), primary_key=True
-    )
+    # Not a foreign key: a deleted device's tombstone signs requests too (remote actions).
+    device_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime]
 

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from aospmdm import protocol
+from aospmdm.actions import service as actions
 from aospmdm.core import clock
 from aospmdm.core.config import Settings
 from aospmdm.core.db import Executor, dialect_name
@@ -264,7 +265,7 @@ def authenticate(
             "the server's clock; check the device's time.",
             code="signatureStale",
         )
-    device = devices.device_state(db, device_id)
+    device = devices.device_state(db, device_id) or _tombstoned(db, device_id)
     if device is None:
         raise Unauthorized(
             "This device is not enrolled here (it may have been deleted); enroll it again.",
@@ -296,6 +297,35 @@ def authenticate(
     return device
 
 
+def _tombstoned(db: Executor, device_id: str) -> devices.DeviceState | None:
+    row = actions.tombstone(db, device_id)
+    if row is None:
+        return None
+    return devices.DeviceState(
+        id=row.device_id,
+        device_name=row.device_name,
+        enrolled_at=row.enrolled_at,
+        agent_version="",
+        public_key=row.public_key,
+        installed_apps_hash=None,
+        serial_number=row.serial_number,
+        manufacturer="",
+        model="",
+        os_version="",
+        security_patch_level="",
+        battery_level=None,
+        is_encrypted=None,
+        is_rooted=None,
+        passcode_type=None,
+        passcode_length=None,
+        lock_after_inactivity_minutes=None,
+        applied_policy_version=None,
+        last_sync_at=row.deleted_at,
+        compliance_state="unknown",
+        deleted=True,
+    )
+
+
 def prune_nonces(session: Session) -> int:
     """Forget nonces older than the skew window: their requests are refused as stale anyway."""
     cutoff = clock.now() - timedelta(seconds=2 * protocol.MAX_CLOCK_SKEW_SECONDS)
@@ -320,6 +350,13 @@ def check_in(
             target="facts.serialNumber",
         )
     now = clock.now()
+    if device.deleted:
+        # Deleted by an admin: nothing is recorded; the device is only told to reset.
+        return protocol.CheckinResponse(
+            server_time=clock.iso(now) or "",
+            next_check_in_seconds=next_check_in_seconds(device.enrolled_at, now),
+            commands=actions.open_commands(db, settings, device.id, now),
+        )
     missing = devices.record_check_in(
         db,
         device,
@@ -344,4 +381,13 @@ def check_in(
         next_check_in_seconds=next_check_in_seconds(device.enrolled_at, now),
         send_installed_apps=missing,
         policy=policy,
+        commands=actions.open_commands(db, settings, device.id, now),
     )
+
+
+def results(
+    db: Executor, device: devices.DeviceState, body: protocol.ResultsRequest, address: str | None
+) -> protocol.ResultsResponse:
+    """The device's results for its commands, each recorded once."""
+    outcomes = actions.record_results(db, device.id, body.results, device_actor(device, address))
+    return protocol.ResultsResponse(outcomes=outcomes)

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from aospmdm.core import permissions
+from aospmdm.core.db import Executor
 from aospmdm.core.errors import BadRequest, Forbidden, NotFound
 from aospmdm.tenant.models import (
     DEFAULT_SCOPE_TAG_ID,
@@ -274,7 +275,7 @@ def set_tags(
     return tag_ids
 
 
-def untag(session: Session, model: Any, obj_id: str) -> None:
+def untag(session: Executor, model: Any, obj_id: str) -> None:
     session.execute(
         delete(ScopeTagLink).where(
             ScopeTagLink.kind == _kind(model), ScopeTagLink.object_id == obj_id

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aospmdm.core import clock, permissions
 from aospmdm.core.config import Settings
-from aospmdm.core.db import serialize_setup, transaction
+from aospmdm.core.db import Executor, serialize_setup, transaction
 from aospmdm.core.errors import BadRequest, Conflict, NotFound
 from aospmdm.core.permissions import (
     BUILTIN_ROLES,
@@ -224,6 +224,15 @@ def consume_license(session: Session) -> bool:
         .values(licenses_consumed=Organization.licenses_consumed + 1)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def release_license(db: Executor) -> None:
+    """Give one device license back (a device was wiped or deleted)."""
+    db.execute(
+        update(Organization)
+        .where(Organization.licenses_consumed > 0)
+        .values(licenses_consumed=Organization.licenses_consumed - 1)
+    )
 
 
 # --- admins and credentials ----------------------------------------------------------------

@@ -1,0 +1,518 @@
+"""Use cases of remote actions: wipe, delete, remote lock, reset passcode and restart, on a
+command queue that is a table.
+
+Delivery is at least once: an open command (pending, or active once the device accepted it)
+is sent at every check-in until the device sends a final result. A result is recorded once;
+duplicate, unknown and other devices' results change nothing. Terminal states never change.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.orm import Session
+
+from aospmdm import protocol
+from aospmdm.actions.models import (
+    ACTIVE,
+    CANCELED,
+    DONE,
+    FAILED,
+    NOT_SUPPORTED,
+    OPEN,
+    PENDING,
+    TERMINAL,
+    DeviceCommand,
+    DeviceTombstone,
+)
+from aospmdm.core import clock, permissions
+from aospmdm.core.config import Settings
+from aospmdm.core.db import Executor, new_id
+from aospmdm.core.errors import BadRequest, Conflict, NotFound
+from aospmdm.core.permissions import HELP_DESK_OPERATOR, Permission
+from aospmdm.core.security import decrypt, encrypt
+from aospmdm.devices import service as devices
+from aospmdm.devices.models import ManagedDevice
+from aospmdm.policies import service as policies
+from aospmdm.tenant import access, audit
+from aospmdm.tenant import service as tenant
+from aospmdm.tenant.access import Actor
+
+CATEGORY = "DeviceAction"
+_COMMANDS = cast("Table", DeviceCommand.__table__)
+_TOMBSTONES = cast("Table", DeviceTombstone.__table__)
+PASSCODE_SHOWN_FOR = timedelta(days=7)
+FINISHED_KEPT_FOR = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str  # Graph's action name
+    permission: str
+    command: str  # what the device is sent (protocol.COMMAND_TYPES)
+    expires_after: timedelta
+    merge: bool  # a second identical open request joins the first
+    needs_passcode_policy: bool = False
+
+
+ACTIONS = {
+    a.name: a
+    for a in (
+        Action("wipe", "devices.wipe", "wipe", timedelta(days=30), merge=True),
+        Action("delete", "devices.delete", "factoryReset", timedelta(days=365), merge=True),
+        Action(
+            "remoteLock",
+            "devices.remoteLock",
+            "remoteLock",
+            timedelta(days=1),
+            merge=True,
+            needs_passcode_policy=True,
+        ),
+        Action(
+            "resetPasscode",
+            "devices.resetPasscode",
+            "resetPasscode",
+            timedelta(days=1),
+            merge=False,
+            needs_passcode_policy=True,
+        ),
+        Action("rebootNow", "devices.rebootNow", "rebootNow", timedelta(days=1), merge=False),
+    )
+}
+_HELP_DESK = frozenset({HELP_DESK_OPERATOR})
+permissions.register(
+    Permission("devices.wipe", "Wipe devices (factory reset, then remove them)."),
+    Permission("devices.delete", "Delete devices (they are told to factory reset)."),
+    Permission("devices.remoteLock", "Lock devices remotely.", roles=_HELP_DESK),
+    Permission(
+        "devices.resetPasscode",
+        "Reset a device's passcode and see the temporary one.",
+        roles=_HELP_DESK,
+    ),
+    Permission("devices.rebootNow", "Restart devices remotely.", roles=_HELP_DESK),
+)
+
+
+def action(name: str) -> Action:
+    found = ACTIONS.get(name)
+    if found is None:
+        raise BadRequest(f"actionName must be one of {', '.join(ACTIONS)}.", target="actionName")
+    return found
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+def _new_passcode(db: Executor, device_id: str) -> str:
+    """Digits meeting the device's passcode policy: its minimum length (at least 6), and
+    for numericComplex no run of repeating or ordered digits (as Android checks)."""
+    restrictions = policies.effective_restrictions(db, device_id)
+    length = max(6, int(restrictions.get("passwordMinimumLength") or 0))
+    while True:
+        code = "".join(secrets.choice("0123456789") for _ in range(length))
+        if restrictions.get("passwordRequiredType") != "numericComplex" or _complex(code):
+            return code
+
+
+def _complex(code: str) -> bool:
+    steps = [int(b) - int(a) for a, b in itertools.pairwise(code)]
+    run = 1
+    for prev, step in itertools.pairwise(steps):
+        run = run + 1 if step == prev and abs(step) <= 1 else 1
+        if run >= 3:
+            return False
+    return True
+
+
+def request(
+    session: Session, settings: Settings, actor: Actor, device_id: str, name: str
+) -> DeviceCommand:
+    """Queue an action for a device (Graph's managedDevice actions answer 204 once queued)."""
+    spec = action(name)
+    actor.require(spec.permission)
+    device = access.get_visible(session, ManagedDevice, device_id, actor, spec.permission)
+    if spec.name == "delete":
+        return _delete(session, actor, device)
+    if device.management_state == "wipePending" and spec.name != "wipe":
+        raise Conflict(
+            "A wipe is pending on this device: no other action can be queued.",
+            code="wipePending",
+        )
+    if spec.needs_passcode_policy and not policies.is_passcode_policy_assigned(session, device.id):
+        raise Conflict(
+            f"{spec.name} needs a passcode policy: assign a device restrictions policy with "
+            "passwordRequiredType numeric or numericComplex to this device first.",
+            code="passcodePolicyRequired",
+        )
+    now = clock.now()
+    if spec.merge:
+        existing = session.scalars(
+            select(DeviceCommand).where(
+                DeviceCommand.device_id == device.id,
+                DeviceCommand.action_name == spec.name,
+                DeviceCommand.state.in_(OPEN),
+            )
+        ).first()
+        if existing is not None:
+            _audit(session, actor, existing, "merged with the open request")
+            return existing
+    secret = None
+    if spec.name == "resetPasscode":
+        secret = encrypt(settings.instance_key, _new_passcode(session, device.id))
+    command = DeviceCommand(
+        id=new_id(),
+        device_id=device.id,
+        device_name=device.device_name,
+        action_name=spec.name,
+        state=PENDING,
+        secret_encrypted=secret,
+        requested_by=actor.name,
+        started_at=now,
+        last_updated_at=now,
+        expires_at=now + spec.expires_after,
+        deliveries=0,
+        details={},
+    )
+    session.add(command)
+    if spec.name == "wipe":
+        device.management_state = "wipePending"
+    session.flush()
+    _audit(session, actor, command, "queued")
+    return command
+
+
+def _delete(session: Session, actor: Actor, device: ManagedDevice) -> DeviceCommand:
+    """Delete at once: the device leaves the list and its license is freed; a tombstone keeps
+    its key so its next check-in is told to factory reset."""
+    now = clock.now()
+    session.execute(
+        update(_COMMANDS)
+        .where(_COMMANDS.c.device_id == device.id, _COMMANDS.c.state.in_(OPEN))
+        .values(state=CANCELED, last_updated_at=now, result_message="The device was deleted.")
+    )
+    command = DeviceCommand(
+        id=new_id(),
+        device_id=device.id,
+        device_name=device.device_name,
+        action_name="delete",
+        state=PENDING,
+        requested_by=actor.name,
+        started_at=now,
+        last_updated_at=now,
+        expires_at=now + ACTIONS["delete"].expires_after,
+        deliveries=0,
+        details={},
+    )
+    session.add(command)
+    session.add(
+        DeviceTombstone(
+            device_id=device.id,
+            device_name=device.device_name,
+            serial_number=device.serial_number,
+            public_key=device.public_key,
+            enrolled_at=device.enrolled_at,
+            deleted_at=now,
+            confirmed_at=None,
+        )
+    )
+    _remove_device(session, device.id)
+    session.flush()
+    _audit(session, actor, command, "device deleted; factory reset queued")
+    return command
+
+
+def _remove_device(db: Executor, device_id: str) -> None:
+    access.untag(db, ManagedDevice, device_id)
+    db.execute(delete(devices.TABLE).where(devices.TABLE.c.id == device_id))
+    tenant.release_license(db)
+
+
+def cancel(session: Session, actor: Actor, device_id: str, command_id: str) -> DeviceCommand:
+    """Cancel a pending action (one the device has not accepted yet)."""
+    command = session.get(DeviceCommand, command_id)
+    if command is None or command.device_id != device_id:
+        raise NotFound(f"No action '{command_id}' exists on device '{device_id}'.")
+    spec = ACTIONS[command.action_name]
+    actor.require(spec.permission)
+    device = access.get_visible(session, ManagedDevice, device_id, actor, spec.permission)
+    if command.state != PENDING:
+        raise Conflict(
+            f"Only a pending action can be canceled; this one is {command.state}.",
+            code="actionNotPending",
+        )
+    command.state = CANCELED
+    command.last_updated_at = clock.now()
+    if command.action_name == "wipe":
+        device.management_state = "managed"
+    _audit(session, actor, command, "canceled")
+    return command
+
+
+def _audit(db: Executor, actor: Actor, command: DeviceCommand | Any, what: str) -> None:
+    audit.record(
+        db,
+        actor,
+        category=CATEGORY,
+        activity=f"{command.action_name}: {what}",
+        operation="Action",
+        target_type="managedDevice",
+        target_id=command.device_id,
+        target_name=command.device_name,
+        details={"actionId": command.id, "actionName": command.action_name},
+    )
+
+
+def carry_out_compliance_locks(session: Session) -> int:
+    """Periodic: the remote locks that noncompliance actions recorded become commands on the
+    queue (merged with an open lock). A device without a passcode policy cannot be locked:
+    that action is canceled, and audited."""
+    queued = 0
+    for row in policies.pending_locks(session):
+        device = session.get(ManagedDevice, row.device_id)
+        if device is None or not policies.is_passcode_policy_assigned(session, row.device_id):
+            policies.close_compliance_actions(session, [row.id], "canceled")
+            audit.record(
+                session,
+                access.SYSTEM,
+                category=CATEGORY,
+                activity="remoteLock: not possible without a passcode policy",
+                operation="Action",
+                result="failure",
+                target_type="managedDevice",
+                target_id=row.device_id,
+            )
+            continue
+        open_lock = session.scalars(
+            select(DeviceCommand).where(
+                DeviceCommand.device_id == device.id,
+                DeviceCommand.action_name == "remoteLock",
+                DeviceCommand.state.in_(OPEN),
+            )
+        ).first()
+        if open_lock is None:
+            now = clock.now()
+            command = DeviceCommand(
+                id=new_id(),
+                device_id=device.id,
+                device_name=device.device_name,
+                action_name="remoteLock",
+                state=PENDING,
+                requested_by=access.SYSTEM.name,
+                started_at=now,
+                last_updated_at=now,
+                expires_at=now + ACTIONS["remoteLock"].expires_after,
+                deliveries=0,
+                details={"compliancePolicyId": row.policy_id},
+            )
+            session.add(command)
+            session.flush()
+            _audit(session, access.SYSTEM, command, "queued by a compliance policy")
+            queued += 1
+        policies.close_compliance_actions(session, [row.id], "done")
+    return queued
+
+
+# --- the device side -------------------------------------------------------------------------
+
+
+def open_commands(
+    db: Executor, settings: Settings, device_id: str, now: datetime
+) -> list[protocol.Command]:
+    """The device's open commands, oldest first; expired ones fail here instead."""
+    rows = list(
+        db.execute(
+            select(_COMMANDS)
+            .where(_COMMANDS.c.device_id == device_id, _COMMANDS.c.state.in_(OPEN))
+            .order_by(_COMMANDS.c.started_at, _COMMANDS.c.id)
+        )
+    )
+    out: list[protocol.Command] = []
+    expired: list[str] = []
+    for row in rows:
+        if row.expires_at <= now:
+            expired.append(row.id)
+            continue
+        payload = {}
+        if row.action_name == "resetPasscode" and row.secret_encrypted:
+            payload["passcode"] = decrypt(settings.instance_key, row.secret_encrypted)
+        out.append(
+            protocol.Command(
+                id=row.id,
+                type=ACTIONS[row.action_name].command,
+                payload=payload,
+                expires_at=clock.iso(row.expires_at),
+            )
+        )
+    if expired:
+        db.execute(
+            update(_COMMANDS)
+            .where(_COMMANDS.c.id.in_(expired), _COMMANDS.c.state.in_(OPEN))
+            .values(
+                state=FAILED,
+                last_updated_at=now,
+                result_message="Expired before the device confirmed it.",
+            )
+        )
+    if out:
+        db.execute(
+            update(_COMMANDS)
+            .where(_COMMANDS.c.id.in_([c.id for c in out]))
+            .values(deliveries=_COMMANDS.c.deliveries + 1)
+        )
+    return out
+
+
+_FINAL = {"done": DONE, "failed": FAILED, "notSupported": NOT_SUPPORTED}
+
+
+def record_results(
+    db: Executor, device_id: str, results: Sequence[protocol.CommandResult], actor: Actor
+) -> list[str]:
+    """Store a device's results: each is recorded once. Unknown ids and other devices'
+    commands are ignored (and audited), never touching another queued command."""
+    now = clock.now()
+    outcomes: list[str] = []
+    for result in results:
+        row = db.execute(
+            select(_COMMANDS).where(
+                _COMMANDS.c.id == result.command_id, _COMMANDS.c.device_id == device_id
+            )
+        ).first()
+        if row is None:
+            outcomes.append("unknown")
+            audit.record(
+                db,
+                actor,
+                category=CATEGORY,
+                activity="Result for an unknown action ignored",
+                operation="Action",
+                result="failure",
+                target_type="managedDevice",
+                target_id=device_id,
+                details={"actionId": result.command_id, "status": result.status},
+            )
+            continue
+        if row.state in TERMINAL:
+            outcomes.append("duplicate")
+            continue
+        if result.status == "notNow":
+            db.execute(
+                update(_COMMANDS)
+                .where(_COMMANDS.c.id == row.id)
+                .values(last_updated_at=now, result_message=result.message or "Not now.")
+            )
+            outcomes.append("recorded")
+            continue
+        new_state = ACTIVE if result.status == "accepted" else _FINAL[result.status]
+        if new_state == row.state:
+            outcomes.append("duplicate")
+            continue
+        # Monotonic: the WHERE makes a racing second result a no-op.
+        changed = db.execute(
+            update(_COMMANDS)
+            .where(_COMMANDS.c.id == row.id, _COMMANDS.c.state == row.state)
+            .values(state=new_state, last_updated_at=now, result_message=result.message or None)
+        )
+        if not getattr(changed, "rowcount", 0):
+            outcomes.append("duplicate")
+            continue
+        outcomes.append("recorded")
+        _audit(db, actor, row, f"{new_state} on the device")
+        if new_state == DONE and row.action_name == "wipe":
+            _remove_device(db, device_id)
+        if new_state == DONE and row.action_name == "delete":
+            db.execute(
+                update(_TOMBSTONES)
+                .where(_TOMBSTONES.c.device_id == device_id)
+                .values(confirmed_at=now)
+            )
+        if row.action_name == "wipe" and new_state in (FAILED, NOT_SUPPORTED):
+            db.execute(
+                update(devices.TABLE)
+                .where(devices.TABLE.c.id == device_id)
+                .values(management_state="managed")
+            )
+    return outcomes
+
+
+def tombstone(db: Executor, device_id: str) -> Any:
+    """A deleted device that has not confirmed its factory reset yet, or None."""
+    return db.execute(
+        select(_TOMBSTONES).where(
+            _TOMBSTONES.c.device_id == device_id, _TOMBSTONES.c.confirmed_at.is_(None)
+        )
+    ).first()
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def action_results(
+    session: Session, settings: Settings | None, actor: Actor | None, device_ids: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Graph's deviceActionResults per device, newest first. The temporary passcode of a
+    reset is shown to admins who may reset passcodes, until it is erased."""
+    out: dict[str, list[dict[str, Any]]] = {d: [] for d in device_ids}
+    if not device_ids:
+        return out
+    show_passcode = (
+        settings is not None and actor is not None and actor.can("devices.resetPasscode")
+    )
+    for c in session.scalars(
+        select(DeviceCommand)
+        .where(DeviceCommand.device_id.in_(list(device_ids)))
+        .order_by(DeviceCommand.started_at.desc(), DeviceCommand.id)
+    ):
+        item: dict[str, Any] = {
+            "id": c.id,
+            "actionName": c.action_name,
+            "actionState": c.state,
+            "startDateTime": clock.iso(c.started_at),
+            "lastUpdatedDateTime": clock.iso(c.last_updated_at),
+            "requestedBy": c.requested_by,
+            "message": c.result_message,
+        }
+        if c.action_name == "resetPasscode":
+            item["@odata.type"] = "#microsoft.graph.resetPasscodeActionResult"
+            item["passcode"] = (
+                decrypt(settings.instance_key, c.secret_encrypted)
+                if show_passcode and settings is not None and c.secret_encrypted
+                else None
+            )
+        out[c.device_id].append(item)
+    return out
+
+
+def prune(session: Session) -> None:
+    """Periodic: erase temporary passcodes after 7 days, fail expired actions, and forget
+    finished actions after the retention period."""
+    now = clock.now()
+    session.execute(
+        update(_COMMANDS)
+        .where(
+            _COMMANDS.c.secret_encrypted.is_not(None),
+            _COMMANDS.c.started_at < now - PASSCODE_SHOWN_FOR,
+        )
+        .values(secret_encrypted=None)
+    )
+    session.execute(
+        update(_COMMANDS)
+        .where(_COMMANDS.c.state.in_(OPEN), _COMMANDS.c.expires_at <= now)
+        .values(
+            state=FAILED,
+            last_updated_at=now,
+            result_message="Expired before the device confirmed it.",
+        )
+    )
+    session.execute(
+        delete(_COMMANDS).where(
+            _COMMANDS.c.state.in_(sorted(TERMINAL)),
+            _COMMANDS.c.last_updated_at < now - FINISHED_KEPT_FOR,
+        )
+    )
