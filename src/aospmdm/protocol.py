@@ -290,6 +290,13 @@ class ResultsResponse(Answer):
     outcomes: list[str]
 
 
+class WaitResponse(Answer):
+    """GET /device/v1/wait: ``work`` is true as soon as the device has something to do (check
+    in now), false when the wait ran out (ask again)."""
+
+    work: bool
+
+
 class CheckinResponse(Answer):
     server_time: str
     next_check_in_seconds: int

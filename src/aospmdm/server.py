@@ -19,7 +19,9 @@ from starlette.exceptions import HTTPException
 
 from aospmdm import __version__
 from aospmdm.actions import api as actions_api
+from aospmdm.actions import pages as actions_pages
 from aospmdm.actions import service as actions_service
+from aospmdm.actions import wakeups
 from aospmdm.core.config import Settings
 from aospmdm.core.db import make_engine, make_sessionmaker, transaction
 from aospmdm.core.errors import DomainError, error_body
@@ -81,15 +83,24 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         ),
     ]
 
+    notifier = wakeups.Notifier()
+    wakeups.install(sessions, notifier)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(run_forever(sessions, jobs))
+        tasks = [asyncio.create_task(run_forever(sessions, jobs))]
+        if engine.dialect.name == "postgresql":
+            # Wake-ups across workers: every worker listens.
+            url = engine.url.render_as_string(hide_password=False)
+            tasks.append(asyncio.create_task(wakeups.listen(url, notifier)))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app = FastAPI(
         lifespan=lifespan,
@@ -102,6 +113,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.notifier = notifier
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -118,6 +130,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(web_pages.router, include_in_schema=False)
     app.include_router(tenant_pages.router, include_in_schema=False)
     app.include_router(enrollment_pages.router, include_in_schema=False)
+    # Before the device pages: /console/devices/actions is not a device id.
+    app.include_router(actions_pages.router, include_in_schema=False)
     app.include_router(devices_pages.router, include_in_schema=False)
     app.include_router(groups_pages.router, include_in_schema=False)
     app.include_router(policies_pages.router, include_in_schema=False)
@@ -126,6 +140,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app factory for `aospmdm serve --workers N` (each worker builds its own app from
+    the environment)."""
+    return create_app(Settings())
 
 
 def _is_console(request: Request) -> bool:

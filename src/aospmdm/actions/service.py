@@ -19,6 +19,7 @@ from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from aospmdm import protocol
+from aospmdm.actions import wakeups
 from aospmdm.actions.models import (
     ACTIVE,
     CANCELED,
@@ -184,6 +185,7 @@ def request(
         device.management_state = "wipePending"
     session.flush()
     _audit(session, actor, command, "queued")
+    wakeups.announce(session, device.id)
     return command
 
 
@@ -224,6 +226,7 @@ def _delete(session: Session, actor: Actor, device: ManagedDevice) -> DeviceComm
     _remove_device(session, device.id)
     session.flush()
     _audit(session, actor, command, "device deleted; factory reset queued")
+    wakeups.announce(session, device.id)
     return command
 
 
@@ -313,6 +316,7 @@ def carry_out_compliance_locks(session: Session) -> int:
             session.add(command)
             session.flush()
             _audit(session, access.SYSTEM, command, "queued by a compliance policy")
+            wakeups.announce(session, device.id)
             queued += 1
         policies.close_compliance_actions(session, [row.id], "done")
     return queued
@@ -439,6 +443,18 @@ def record_results(
                 .values(management_state="managed")
             )
     return outcomes
+
+
+def has_work(db: Executor, device_id: str) -> bool:
+    """Whether the device has an open command (what a waiting device is woken for)."""
+    return (
+        db.execute(
+            select(_COMMANDS.c.id)
+            .where(_COMMANDS.c.device_id == device_id, _COMMANDS.c.state.in_(OPEN))
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def tombstone(db: Executor, device_id: str) -> Any:

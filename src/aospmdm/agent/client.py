@@ -25,6 +25,10 @@ from .device import Device, merged_apps, new_key, public_key_b64, version_code
 
 ENROLL_PATH = "/device/v1/enroll"
 CHECKIN_PATH = "/device/v1/checkin"
+WAIT_PATH = "/device/v1/wait"
+# The server holds a wait about a minute; the request may take this long before it is
+# given up (and asked again).
+WAIT_TIMEOUT_SECONDS = 90.0
 RESULTS_PATH = "/device/v1/results"
 TIMEOUT_SECONDS = 30.0
 # After applying a policy the agent checks in again at once to report on it; if that answer
@@ -283,6 +287,28 @@ class AgentClient:
             exchange.results.finish(self._send(exchange.results.call))
             self.results += exchange.results.answered(answer.commands)
         return answer
+
+    def wait(self, device: Device) -> bool:
+        """Keep the long poll open: True as soon as the server has work for the device
+        (check in now), False when the wait ran out."""
+        state = device.state
+        if not state.enrolled or state.server_url is None:
+            raise AgentError("notEnrolled", "this device is not enrolled: enroll it first")
+        call = Call(
+            "GET",
+            state.server_url.rstrip("/") + WAIT_PATH,
+            b"",
+            device.signed_headers("GET", WAIT_PATH, b""),
+        )
+        try:
+            response = self.http.request(
+                call.method, call.url, headers=call.headers, timeout=WAIT_TIMEOUT_SECONDS
+            )
+        except httpx.TimeoutException:
+            return False
+        except httpx.HTTPError as exc:
+            raise _unreachable(call, exc) from exc
+        return _answer(response, 200, p.WaitResponse).work
 
     def _send(self, call: Call) -> httpx.Response:
         try:

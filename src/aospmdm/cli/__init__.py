@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import typer
 
-from aospmdm.cli import admin, agent, group, license, policy, profile, scope_tag, serve, token
+from aospmdm.cli import (
+    admin,
+    agent,
+    device,
+    group,
+    license,
+    policy,
+    profile,
+    scope_tag,
+    serve,
+    token,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.command("serve")(serve.serve)
@@ -17,6 +28,7 @@ app.add_typer(profile.app, name="profile")
 app.add_typer(token.app, name="token")
 app.add_typer(group.app, name="group")
 app.add_typer(policy.app, name="policy")
+app.add_typer(device.app, name="device")
 app.add_typer(agent.app, name="agent")
 app.command("simulate")(agent.simulate_fleet)
 

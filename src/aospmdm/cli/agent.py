@@ -160,7 +160,21 @@ def run(
                     return
                 if max_checkins is not None and done >= max_checkins:
                     return
-                time.sleep(wait)
+                _wait_for_work(client, device, wait)
+
+
+def _wait_for_work(client: AgentClient, device: Device, seconds: float) -> None:
+    """Until the next scheduled check-in, keep a long poll open, so the device acts on an
+    admin's action within seconds; return early when the server says there is work."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if client.wait(device):
+                return
+        except AgentError as exc:
+            # A server that cannot be reached or refuses the wait: fall back to the schedule.
+            typer.echo(f"wait: {exc.code}: {exc.message}", err=True)
+            time.sleep(max(0.0, min(30.0, deadline - time.monotonic())))
 
 
 @app.command("status")

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     authenticator_apk_url: str | None = None
     portal_apk_url: str | None = None
 
+    # How long GET /device/v1/wait holds a device's request when it has no work (seconds).
+    wait_seconds: float = Field(default=55, gt=0, le=300)
     # Compliance notifications go out by SMTP when a host is set; else they wait in the outbox.
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -10,6 +12,8 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from aospmdm import protocol
+from aospmdm.actions import service as actions
+from aospmdm.actions.wakeups import Notifier
 from aospmdm.core import clock
 from aospmdm.core.config import Settings
 from aospmdm.core.db import transaction, turn_if_free
@@ -92,6 +96,51 @@ async def checkin(request: Request) -> Response:
         if free:
             return _json(work())
     return _json(await run_in_threadpool(work))
+
+
+@router.get("/wait", response_model=protocol.WaitResponse)
+async def wait(request: Request) -> Response:
+    """A signed long poll: answers as soon as the device has work, or after about a minute.
+    Async end to end: a waiting device holds no worker thread, only an event."""
+    raw = await request.body()
+    settings: Settings = request.app.state.settings
+    engine: Engine = request.app.state.engine
+    notifier: Notifier = request.app.state.notifier
+
+    def look() -> bool:
+        with engine.begin() as conn:
+            device = service.authenticate(
+                conn, request.method, signed_path(request), request.headers, raw
+            )
+            request.state.actor = service.device_actor(device, client_address(request))
+            return actions.has_work(conn, device.id)
+
+    # Registered before looking at the queue: work queued in between still wakes it.
+    with notifier.waiting(request.headers.get(protocol.HEADER_DEVICE, "")) as woken:
+        work = await run_in_threadpool(look)
+        if not work:
+            await _until_woken_or_gone(request, woken, settings.wait_seconds)
+            work = woken.is_set()
+    return _json(protocol.WaitResponse(work=work))
+
+
+async def _until_woken_or_gone(request: Request, woken: asyncio.Event, seconds: float) -> None:
+    """Wait for the wake-up, the end of the wait, or the device hanging up (then nothing
+    is left to answer, and the server can shut down without waiting for it)."""
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    tasks = [asyncio.ensure_future(woken.wait()), asyncio.ensure_future(gone())]
+    try:
+        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @router.post("/results", response_model=protocol.ResultsResponse)
