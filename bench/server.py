@@ -39,7 +39,9 @@ class Server:
 
 
 @contextmanager
-def running_server(keep_database_url: bool = False) -> Iterator[Server]:
+def running_server(
+    keep_database_url: bool = False, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """A fresh server on SQLite in a temporary data directory, or, with
     ``keep_database_url``, on the database AOSPMDM_DATABASE_URL names."""
     with tempfile.TemporaryDirectory() as tmp, socket.socket() as s:
@@ -50,6 +52,7 @@ def running_server(keep_database_url: bool = False) -> Iterator[Server]:
         env = {
             k: v for k, v in os.environ.items() if keep_database_url or k != "AOSPMDM_DATABASE_URL"
         }
+        env.update(extra_env or {})
         env["AOSPMDM_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen(
             [str(BIN), "serve", "--data-dir", str(data), "--port", str(port)],
