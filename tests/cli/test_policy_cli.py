@@ -5,80 +5,22 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy import select
-from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
-from aospmdm.cli import app
 from aospmdm.cli.common import settings_for
-from aospmdm.core import clock
-from aospmdm.core.db import make_engine, make_sessionmaker, transaction
-from aospmdm.devices.models import ManagedDevice
 from aospmdm.policies import service
 from aospmdm.policies.models import COMPLIANCE, RESTRICTIONS, WIFI, PolicyAssignment
 from aospmdm.policies.schemas import ComplianceInput, PolicyBase, RestrictionsInput, WifiInput
 from aospmdm.tenant import access
 from aospmdm.tenant.models import AuditEvent
+from tests.cli.inprocess import add_device, db, ok, refused, run
 
-runner = CliRunner()
 WIFI_KEY = "production-key-4711"
-
-
-def run(data: Path, *args: str) -> Result:
-    return runner.invoke(app, [*args, "--data-dir", str(data)])
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}"
-    assert "Traceback" not in result.output
-    return result.stdout
-
-
-def refused(result: Result) -> str:
-    """A clean refusal: exit 2, `error: ...` on stderr, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    return result.stderr
-
-
-@contextmanager
-def db(data: Path) -> Iterator[Session]:
-    engine = make_engine(settings_for(data).resolved_database_url)
-    try:
-        with transaction(make_sessionmaker(engine)) as s:
-            yield s
-    finally:
-        engine.dispose()
-
-
-def add_device(data: Path, serial: str) -> str:
-    now = clock.now()
-    device = ManagedDevice(
-        device_name=f"RW-{serial}",
-        enrollment_profile_name="Line 1 devices",
-        enrolled_at=now,
-        last_sync_at=now,
-        serial_number=serial,
-        manufacturer="RealWear",
-        model="Navigator 500",
-        os_version="11",
-        security_patch_level="2024-05-05",
-        agent_version="24.9.0",
-        public_key="-",
-    )
-    with db(data) as s:
-        s.add(device)
-        s.flush()
-        return device.id
 
 
 def create_policy(data: Path, kind: str, model: type[PolicyBase], body: dict[str, Any]) -> str:
