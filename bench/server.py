@@ -40,10 +40,11 @@ class Server:
 
 @contextmanager
 def running_server(
-    keep_database_url: bool = False, extra_env: dict[str, str] | None = None
+    keep_database_url: bool = False, extra_env: dict[str, str] | None = None, workers: int = 1
 ) -> Iterator[Server]:
     """A fresh server on SQLite in a temporary data directory, or, with
-    ``keep_database_url``, on the database AOSPMDM_DATABASE_URL names."""
+    ``keep_database_url``, on the database AOSPMDM_DATABASE_URL names (there with
+    ``workers`` worker processes)."""
     with tempfile.TemporaryDirectory() as tmp, socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -55,7 +56,8 @@ def running_server(
         env.update(extra_env or {})
         env["AOSPMDM_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen(
-            [str(BIN), "serve", "--data-dir", str(data), "--port", str(port)],
+            [str(BIN), "serve", "--data-dir", str(data), "--port", str(port)]
+            + (["--workers", str(workers)] if workers > 1 else []),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
