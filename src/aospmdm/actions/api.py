@@ -99,8 +99,8 @@ def delete_device(
 def action_results(
     device_id: str, session: SessionDep, settings: SettingsDep, actor: ActorDep
 ) -> dict[str, Any]:
-    """The device's actions, newest first, with the temporary passcode of a reset for
-    admins who may reset passcodes."""
+    """The device's actions, newest first, with the temporary passcode of a reset (for 7
+    days) for admins who may reset this device's passcode."""
     device = devices.get_device(session, actor, device_id)
     return {"value": service.action_results(session, settings, actor, [device.id])[device.id]}
 
@@ -118,7 +118,9 @@ def execute_action(
 ) -> dict[str, Any]:
     """Beyond Graph's one-at-a-time actions: the same action on many devices. Each device
     gets its own result: accepted, or why it was refused; one refusal does not stop the
-    others."""
+    others. Without the action's permission at all the whole request is refused (403),
+    before any device is looked at."""
+    actor.require(service.action(body.action_name).permission)
     out: list[dict[str, Any]] = []
     for device_id in dict.fromkeys(body.device_ids):
         try:

@@ -53,7 +53,7 @@ EXPLAIN = {
     "check-in tells it to factory reset.",
     "remoteLock": "The device locks its screen. It needs a passcode policy assigned to it.",
     "resetPasscode": "The device gets a new temporary numeric passcode, shown in its action "
-    "status for 7 days to admins who may reset passcodes. It needs a passcode policy.",
+    "status for 7 days to admins who may reset its passcode. It needs a passcode policy.",
     "rebootNow": "The device restarts.",
 }
 
@@ -117,9 +117,12 @@ def device_action_panel(
     action history (read in the request's own unit of work, the one the device came from)."""
     session = object_session(device)
     history: list[dict[str, Any]] = []
+    show_passcode = False
     if session is not None:
         settings = request.app.state.settings
         history = service.action_results(session, settings, console.actor, [device.id])[device.id]
+        # Within the admin's resetPasscode scope only, as the API's action results.
+        show_passcode = device.id in service.passcode_devices(session, console.actor, [device.id])
     for item in history:
         item["label"] = _label(item["actionName"])
         item["started"] = _time(item["startDateTime"])
@@ -134,7 +137,7 @@ def device_action_panel(
         "buttons": allowed_actions(console),
         "labels": LABELS,
         "history": history,
-        "show_passcode": console.actor.can("devices.resetPasscode"),
+        "show_passcode": show_passcode,
         "notice": request.query_params.get("notice"),
     }
 
@@ -312,6 +315,9 @@ def report(
     filterable by action and state. An admin who sees every device also sees the actions of
     devices that were wiped or deleted since."""
     console.actor.require(devices.READ)
+    # Only the values the filters offer (a NUL, for one, PostgreSQL cannot even compare).
+    action = action if action in LABELS else ""
+    state = state if state in STATES else ""
     stmt = select(DeviceCommand)
     if console.actor.scope(devices.READ) is not None:
         visible = devices.device_statement(console.actor).with_only_columns(ManagedDevice.id)

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
@@ -49,6 +49,7 @@ CATEGORY = "DeviceAction"
 _COMMANDS = cast("Table", DeviceCommand.__table__)
 _TOMBSTONES = cast("Table", DeviceTombstone.__table__)
 PASSCODE_SHOWN_FOR = timedelta(days=7)
+RESET_PASSCODE = "devices.resetPasscode"
 FINISHED_KEPT_FOR = timedelta(days=90)
 
 
@@ -138,6 +139,10 @@ def request(
     spec = action(name)
     actor.require(spec.permission)
     device = access.get_visible(session, ManagedDevice, device_id, actor, spec.permission)
+    # Serializes the requests of one device: a second identical request waits here, then
+    # finds the first one's command and merges with it (and a concurrent delete or wipe is
+    # seen). On SQLite the write lock already serializes writers.
+    device = _lock_device(session, device.id) or _gone(device_id)
     if spec.name == "delete":
         return _delete(session, actor, device)
     if device.management_state == "wipePending" and spec.name != "wipe":
@@ -189,6 +194,21 @@ def request(
     return command
 
 
+def _lock_device(session: Session, device_id: str) -> ManagedDevice | None:
+    """The device row, locked for the rest of the transaction (SELECT ... FOR UPDATE) and
+    read afresh; None once it is gone."""
+    return session.scalars(
+        select(ManagedDevice)
+        .where(ManagedDevice.id == device_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def _gone(device_id: str) -> NoReturn:
+    raise access.not_found(ManagedDevice, device_id)
+
+
 def _delete(session: Session, actor: Actor, device: ManagedDevice) -> DeviceCommand:
     """Delete at once: the device leaves the list and its license is freed; a tombstone keeps
     its key so its next check-in is told to factory reset."""
@@ -237,20 +257,29 @@ def _remove_device(db: Executor, device_id: str) -> None:
 
 
 def cancel(session: Session, actor: Actor, device_id: str, command_id: str) -> DeviceCommand:
-    """Cancel a pending action (one the device has not accepted yet)."""
+    """Cancel a pending action (one the device has not accepted yet). One conditional
+    UPDATE decides: a device that accepted the action meanwhile wins (409)."""
+    if "\x00" in command_id or "\x00" in device_id:  # PostgreSQL cannot even compare it
+        raise NotFound(f"No action '{command_id.replace(chr(0), '')}' exists on this device.")
     command = session.get(DeviceCommand, command_id)
     if command is None or command.device_id != device_id:
         raise NotFound(f"No action '{command_id}' exists on device '{device_id}'.")
     spec = ACTIONS[command.action_name]
     actor.require(spec.permission)
     device = access.get_visible(session, ManagedDevice, device_id, actor, spec.permission)
-    if command.state != PENDING:
+    # Device row first, then the command: the order a check-in takes them in.
+    device = _lock_device(session, device.id) or _gone(device_id)
+    changed = session.execute(
+        update(_COMMANDS)
+        .where(_COMMANDS.c.id == command.id, _COMMANDS.c.state == PENDING)
+        .values(state=CANCELED, last_updated_at=clock.now())
+    )
+    session.refresh(command)
+    if not getattr(changed, "rowcount", 0):
         raise Conflict(
             f"Only a pending action can be canceled; this one is {command.state}.",
             code="actionNotPending",
         )
-    command.state = CANCELED
-    command.last_updated_at = clock.now()
     if command.action_name == "wipe":
         device.management_state = "managed"
     _audit(session, actor, command, "canceled")
@@ -277,7 +306,8 @@ def carry_out_compliance_locks(session: Session) -> int:
     that action is canceled, and audited."""
     queued = 0
     for row in policies.pending_locks(session):
-        device = session.get(ManagedDevice, row.device_id)
+        # Locked as request() does, so a lock an admin requests meanwhile merges with it.
+        device = _lock_device(session, row.device_id)
         if device is None or not policies.is_passcode_policy_assigned(session, row.device_id):
             policies.close_compliance_actions(session, [row.id], "canceled")
             audit.record(
@@ -326,21 +356,22 @@ def carry_out_compliance_locks(session: Session) -> int:
 
 
 def open_commands(
-    db: Executor, settings: Settings, device_id: str, now: datetime
+    db: Executor,
+    settings: Settings,
+    device_id: str,
+    now: datetime,
+    actions: Sequence[str] | None = None,
 ) -> list[protocol.Command]:
-    """The device's open commands, oldest first; expired ones fail here instead."""
-    rows = list(
-        db.execute(
-            select(_COMMANDS)
-            .where(_COMMANDS.c.device_id == device_id, _COMMANDS.c.state.in_(OPEN))
-            .order_by(_COMMANDS.c.started_at, _COMMANDS.c.id)
-        )
-    )
+    """The device's open commands (only those of ``actions`` if given), oldest first;
+    expired ones fail here instead."""
+    stmt = select(_COMMANDS).where(_COMMANDS.c.device_id == device_id, _COMMANDS.c.state.in_(OPEN))
+    if actions is not None:
+        stmt = stmt.where(_COMMANDS.c.action_name.in_(list(actions)))
+    rows = list(db.execute(stmt.order_by(_COMMANDS.c.started_at, _COMMANDS.c.id)))
     out: list[protocol.Command] = []
-    expired: list[str] = []
     for row in rows:
         if row.expires_at <= now:
-            expired.append(row.id)
+            _expire(db, row, now)
             continue
         payload = {}
         if row.action_name == "resetPasscode" and row.secret_encrypted:
@@ -353,16 +384,6 @@ def open_commands(
                 expires_at=clock.iso(row.expires_at),
             )
         )
-    if expired:
-        db.execute(
-            update(_COMMANDS)
-            .where(_COMMANDS.c.id.in_(expired), _COMMANDS.c.state.in_(OPEN))
-            .values(
-                state=FAILED,
-                last_updated_at=now,
-                result_message="Expired before the device confirmed it.",
-            )
-        )
     if out:
         db.execute(
             update(_COMMANDS)
@@ -372,7 +393,60 @@ def open_commands(
     return out
 
 
+def _expire(db: Executor, row: Any, now: datetime) -> None:
+    """Fail an expired open action, audited; an expired factory reset of a deleted device
+    ends its tombstone as any other final result does."""
+    changed = db.execute(
+        update(_COMMANDS)
+        .where(_COMMANDS.c.id == row.id, _COMMANDS.c.state.in_(OPEN))
+        .values(
+            state=FAILED,
+            last_updated_at=now,
+            result_message="Expired before the device confirmed it.",
+        )
+    )
+    if not getattr(changed, "rowcount", 0):
+        return
+    _audit(db, access.SYSTEM, row, "failed (expired)")
+    if row.action_name == "delete":
+        _end_tombstone(db, row.device_id, now)
+
+
+def _end_tombstone(db: Executor, device_id: str, now: datetime) -> None:
+    """The deleted device's factory reset is over (done, failed, not supported or expired):
+    its credential is refused from now on."""
+    db.execute(
+        update(_TOMBSTONES)
+        .where(_TOMBSTONES.c.device_id == device_id, _TOMBSTONES.c.confirmed_at.is_(None))
+        .values(confirmed_at=now)
+    )
+
+
+def _cancel_others(db: Executor, actor: Actor, device_id: str, keep: str, why: str) -> None:
+    """Cancel the device's other open actions, each audited."""
+    now = clock.now()
+    for other in list(
+        db.execute(
+            select(_COMMANDS).where(
+                _COMMANDS.c.device_id == device_id,
+                _COMMANDS.c.state.in_(OPEN),
+                _COMMANDS.c.id != keep,
+            )
+        )
+    ):
+        changed = db.execute(
+            update(_COMMANDS)
+            .where(_COMMANDS.c.id == other.id, _COMMANDS.c.state.in_(OPEN))
+            .values(state=CANCELED, last_updated_at=now, result_message=why)
+        )
+        if getattr(changed, "rowcount", 0):
+            _audit(db, actor, other, f"canceled ({why.rstrip('.').lower()})")
+
+
 _FINAL = {"done": DONE, "failed": FAILED, "notSupported": NOT_SUPPORTED}
+# The states a result may move an action from: a final result ends an open action; accepted
+# only moves a pending one on (an active or finished one stays).
+_FROM = {ACTIVE: (PENDING,), DONE: OPEN, FAILED: OPEN, NOT_SUPPORTED: OPEN}
 
 
 def record_results(
@@ -383,13 +457,9 @@ def record_results(
     now = clock.now()
     outcomes: list[str] = []
     for result in results:
-        row = db.execute(
-            select(_COMMANDS).where(
-                _COMMANDS.c.id == result.command_id, _COMMANDS.c.device_id == device_id
-            )
-        ).first()
+        outcome, row, new_state = _record_one(db, device_id, result, now)
+        outcomes.append(outcome)
         if row is None:
-            outcomes.append("unknown")
             audit.record(
                 db,
                 actor,
@@ -402,40 +472,14 @@ def record_results(
                 details={"actionId": result.command_id, "status": result.status},
             )
             continue
-        if row.state in TERMINAL:
-            outcomes.append("duplicate")
+        if outcome != "recorded" or new_state is None:
             continue
-        if result.status == "notNow":
-            db.execute(
-                update(_COMMANDS)
-                .where(_COMMANDS.c.id == row.id)
-                .values(last_updated_at=now, result_message=result.message or "Not now.")
-            )
-            outcomes.append("recorded")
-            continue
-        new_state = ACTIVE if result.status == "accepted" else _FINAL[result.status]
-        if new_state == row.state:
-            outcomes.append("duplicate")
-            continue
-        # Monotonic: the WHERE makes a racing second result a no-op.
-        changed = db.execute(
-            update(_COMMANDS)
-            .where(_COMMANDS.c.id == row.id, _COMMANDS.c.state == row.state)
-            .values(state=new_state, last_updated_at=now, result_message=result.message or None)
-        )
-        if not getattr(changed, "rowcount", 0):
-            outcomes.append("duplicate")
-            continue
-        outcomes.append("recorded")
         _audit(db, actor, row, f"{new_state} on the device")
         if new_state == DONE and row.action_name == "wipe":
+            _cancel_others(db, actor, device_id, row.id, "The device was wiped.")
             _remove_device(db, device_id)
-        if new_state == DONE and row.action_name == "delete":
-            db.execute(
-                update(_TOMBSTONES)
-                .where(_TOMBSTONES.c.device_id == device_id)
-                .values(confirmed_at=now)
-            )
+        if new_state in _FINAL.values() and row.action_name == "delete":
+            _end_tombstone(db, device_id, now)
         if row.action_name == "wipe" and new_state in (FAILED, NOT_SUPPORTED):
             db.execute(
                 update(devices.TABLE)
@@ -445,12 +489,57 @@ def record_results(
     return outcomes
 
 
+def _record_one(
+    db: Executor, device_id: str, result: protocol.CommandResult, now: datetime
+) -> tuple[str, Any, str | None]:
+    """(outcome, the action's row, its new state). Each UPDATE is conditioned on the states
+    the action may move from, so of two racing results each lands or is refused by what the
+    other wrote; "duplicate" only when the action really is finished or already there."""
+    for _ in range(3):
+        row = db.execute(
+            select(_COMMANDS).where(
+                _COMMANDS.c.id == result.command_id, _COMMANDS.c.device_id == device_id
+            )
+        ).first()
+        if row is None:
+            return "unknown", None, None
+        if row.state in TERMINAL:
+            return "duplicate", row, None
+        if result.status == "notNow":
+            changed = db.execute(
+                update(_COMMANDS)
+                .where(_COMMANDS.c.id == row.id, _COMMANDS.c.state.in_(OPEN))
+                .values(last_updated_at=now, result_message=result.message or "Not now.")
+            )
+            if getattr(changed, "rowcount", 0):
+                return "recorded", row, None
+            continue
+        new_state = ACTIVE if result.status == "accepted" else _FINAL[result.status]
+        if new_state == row.state or row.state not in _FROM[new_state]:
+            return "duplicate", row, None
+        changed = db.execute(
+            update(_COMMANDS)
+            .where(_COMMANDS.c.id == row.id, _COMMANDS.c.state.in_(_FROM[new_state]))
+            .values(state=new_state, last_updated_at=now, result_message=result.message or None)
+        )
+        if getattr(changed, "rowcount", 0):
+            return "recorded", row, new_state
+        # Another result changed it meanwhile: look again.
+    return "duplicate", row, None
+
+
 def has_work(db: Executor, device_id: str) -> bool:
-    """Whether the device has an open command (what a waiting device is woken for)."""
+    """Whether the device has an open command it was not sent yet (what a waiting device is
+    woken for). One already sent is sent again at its next check-in anyway (at least once);
+    counting it would make a device that answered "notNow" come back at once, over and over."""
     return (
         db.execute(
             select(_COMMANDS.c.id)
-            .where(_COMMANDS.c.device_id == device_id, _COMMANDS.c.state.in_(OPEN))
+            .where(
+                _COMMANDS.c.device_id == device_id,
+                _COMMANDS.c.state.in_(OPEN),
+                _COMMANDS.c.deliveries == 0,
+            )
             .limit(1)
         ).first()
         is not None
@@ -473,13 +562,13 @@ def action_results(
     session: Session, settings: Settings | None, actor: Actor | None, device_ids: Sequence[str]
 ) -> dict[str, list[dict[str, Any]]]:
     """Graph's deviceActionResults per device, newest first. The temporary passcode of a
-    reset is shown to admins who may reset passcodes, until it is erased."""
+    reset is shown for 7 days to admins who may reset the passcode of that device (within
+    their scope)."""
     out: dict[str, list[dict[str, Any]]] = {d: [] for d in device_ids}
     if not device_ids:
         return out
-    show_passcode = (
-        settings is not None and actor is not None and actor.can("devices.resetPasscode")
-    )
+    shown = passcode_devices(session, actor, device_ids) if settings is not None else set()
+    oldest_shown = clock.now() - PASSCODE_SHOWN_FOR
     for c in session.scalars(
         select(DeviceCommand)
         .where(DeviceCommand.device_id.in_(list(device_ids)))
@@ -498,11 +587,24 @@ def action_results(
             item["@odata.type"] = "#microsoft.graph.resetPasscodeActionResult"
             item["passcode"] = (
                 decrypt(settings.instance_key, c.secret_encrypted)
-                if show_passcode and settings is not None and c.secret_encrypted
+                if settings is not None
+                and c.device_id in shown
+                and c.secret_encrypted
+                and c.started_at > oldest_shown
                 else None
             )
         out[c.device_id].append(item)
     return out
+
+
+def passcode_devices(session: Session, actor: Actor | None, device_ids: Sequence[str]) -> set[str]:
+    """Those of the devices whose temporary passcode this admin may see: the ones it may
+    reset the passcode of."""
+    if actor is None or not actor.can(RESET_PASSCODE) or not device_ids:
+        return set()
+    ids = [d for d in device_ids if "\x00" not in d]
+    stmt = select(ManagedDevice.id).where(ManagedDevice.id.in_(ids))
+    return set(session.scalars(access.visible(stmt, ManagedDevice, actor, RESET_PASSCODE)))
 
 
 def prune(session: Session) -> None:
@@ -517,15 +619,12 @@ def prune(session: Session) -> None:
         )
         .values(secret_encrypted=None)
     )
-    session.execute(
-        update(_COMMANDS)
-        .where(_COMMANDS.c.state.in_(OPEN), _COMMANDS.c.expires_at <= now)
-        .values(
-            state=FAILED,
-            last_updated_at=now,
-            result_message="Expired before the device confirmed it.",
+    for row in list(
+        session.execute(
+            select(_COMMANDS).where(_COMMANDS.c.state.in_(OPEN), _COMMANDS.c.expires_at <= now)
         )
-    )
+    ):
+        _expire(session, row, now)
     session.execute(
         delete(_COMMANDS).where(
             _COMMANDS.c.state.in_(sorted(TERMINAL)),

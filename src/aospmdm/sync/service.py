@@ -355,7 +355,7 @@ def check_in(
         return protocol.CheckinResponse(
             server_time=clock.iso(now) or "",
             next_check_in_seconds=next_check_in_seconds(device.enrolled_at, now),
-            commands=actions.open_commands(db, settings, device.id, now),
+            commands=actions.open_commands(db, settings, device.id, now, actions=("delete",)),
         )
     missing = devices.record_check_in(
         db,
