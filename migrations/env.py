@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 # Importing the models registers their tables on Base.metadata.
 import aospmdm.actions.models
+import aospmdm.apps.models
 import aospmdm.devices.models
 import aospmdm.enrollment.models
 import aospmdm.groups.models

@@ -93,11 +93,16 @@ Text = Annotated[str, StringConstraints(max_length=256)]
 ShortText = Annotated[str, StringConstraints(max_length=64)]
 
 
+PackageName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
 class InstalledApp(Message):
-    package_name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    package_name: PackageName
     version_name: Text = ""
     version_code: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     display_name: Text = ""
+    # The installed size (APK and data) when the device knows it; not part of the hash.
+    size_in_bytes: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
 
 
 # From weakest to strongest (Android's password quality).
@@ -139,12 +144,33 @@ class DeviceFacts(Message):
 
 def installed_apps_hash(apps: Sequence[InstalledApp]) -> str:
     """The hash a device sends instead of its app list when nothing changed."""
+    # The size is left out: it is informational, and a device reports it with a new version.
     rows = sorted((a.package_name, a.version_name, a.version_code, a.display_name) for a in apps)
     return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
 
 
 MAX_APPS = 2000
 Apps = Annotated[list[InstalledApp], Field(max_length=MAX_APPS)]
+AppsHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class AppChanges(Message):
+    """The inventory as changes to the list the server last accepted (``base_hash``): apps
+    installed or updated since, and packages removed since."""
+
+    base_hash: AppsHash
+    upserted: Apps = []
+    removed: Annotated[list[PackageName], Field(max_length=MAX_APPS)] = []
+
+
+def apply_app_changes(apps: Sequence[InstalledApp], changes: AppChanges) -> list[InstalledApp]:
+    """The list ``changes`` turn ``apps`` into."""
+    by_package = {a.package_name: a for a in apps}
+    for package in changes.removed:
+        by_package.pop(package, None)
+    for app in changes.upserted:
+        by_package[app.package_name] = app
+    return list(by_package.values())
 
 
 class EnrollRequest(Message):
@@ -219,10 +245,12 @@ class CheckinRequest(Message):
     protocol_version: int = PROTOCOL_VERSION
     agent_version: ShortText
     facts: DeviceFacts
-    installed_apps_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    # Sent only when the hash changed since the last check-in the server acknowledged, or
-    # when the server asked for it (``sendInstalledApps``).
+    installed_apps_hash: AppsHash
+    # When the hash changed since the list the server last accepted: the changes to that
+    # list (``installedAppsChanges``), or the whole list (``installedApps``; always when the
+    # server asked for it with ``sendInstalledApps``).
     installed_apps: Apps | None = None
+    installed_apps_changes: AppChanges | None = None
     # The version of the policy in force on the device ("0", "" or absent: none yet).
     applied_policy_version: Annotated[str, StringConstraints(max_length=64)] | None = None
     policy_report: PolicyReport | None = None
@@ -273,11 +301,15 @@ class Command(Answer):
 
 
 class CommandResult(Message):
+    """The result of a command, or of app work (its id starts with ``app:``)."""
+
     command_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     # accepted: started (for wipe: persisted and about to reset); done | failed |
     # notSupported: final; notNow: ask again later (the command stays pending).
     status: Literal["accepted", "done", "failed", "notNow", "notSupported"]
     message: Text = ""
+    # App work that failed: one of APP_ERRORS.
+    error_code: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
 
 
 class ResultsRequest(Message):
@@ -297,6 +329,53 @@ class WaitResponse(Answer):
     work: bool
 
 
+# --- apps ------------------------------------------------------------------------------------
+
+# Intune-style error codes (hex, as Intune shows them) for app work that failed on a device.
+APP_DOWNLOAD_FAILED = 0x87D30065
+APP_HASH_MISMATCH = 0x87D30067
+APP_INSTALL_FAILED = 0x87D1041C
+APP_DOWNGRADE = 0x87D13B64
+APP_SIGNATURE_MISMATCH = 0x87D13B65
+APP_SDK_TOO_LOW = 0x87D13B66
+APP_UNINSTALL_FAILED = 0x87D13B67
+APP_ERRORS: dict[int, str] = {
+    APP_DOWNLOAD_FAILED: "The download failed.",
+    APP_HASH_MISMATCH: "The downloaded file's SHA-256 differs from the catalog's.",
+    APP_INSTALL_FAILED: "The package installer refused the app.",
+    APP_DOWNGRADE: "A newer version is installed: Android does not downgrade apps.",
+    APP_SIGNATURE_MISMATCH: "The APK is signed with another key than the installed app.",
+    APP_SDK_TOO_LOW: "The device's Android version is older than the app's minimum.",
+    APP_UNINSTALL_FAILED: "The app could not be removed.",
+}
+
+
+def app_work_id(work: str, app_id: str, version_code: int) -> str:
+    """The id of a piece of app work, under which its result comes back."""
+    return f"app:{work[0]}:{app_id}:{version_code}"
+
+
+class AppWork(Answer):
+    """An app the device must install (or update to this version) or remove. It is not
+    queued: every check-in computes it again from the assignments and the device's inventory,
+    until the inventory shows it done or the device reported a failure (retried later)."""
+
+    id: str  # app_work_id(...): the result for it goes to /device/v1/results
+    type: str  # install | uninstall
+    app_id: str
+    package_name: str
+    display_name: str = ""
+    version_name: str = ""
+    version_code: int = 0
+    # install: where to download the APK (signed GET, Range supported), its SHA-256 (hex)
+    # and size, and the certificate the APK is signed with (None: unsigned).
+    download_url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    signing_cert_sha256: str | None = None
+    min_sdk: int | None = None
+
+
 class CheckinResponse(Answer):
     server_time: str
     next_check_in_seconds: int
@@ -305,3 +384,4 @@ class CheckinResponse(Answer):
     # Present only when it differs from the version the device said it applied.
     policy: EffectivePolicy | None = None
     commands: list[Command] = []
+    apps: list[AppWork] = []

@@ -22,6 +22,9 @@ from aospmdm.actions import api as actions_api
 from aospmdm.actions import pages as actions_pages
 from aospmdm.actions import service as actions_service
 from aospmdm.actions import wakeups
+from aospmdm.apps import api as apps_api
+from aospmdm.apps import pages as apps_pages
+from aospmdm.apps import service as apps_service
 from aospmdm.core.config import Settings
 from aospmdm.core.db import make_engine, make_sessionmaker, transaction
 from aospmdm.core.errors import DomainError, error_body
@@ -68,6 +71,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     sessions = make_sessionmaker(engine)
     settings.instance_key  # noqa: B018  (made now, not at the first sign-in)
     service.ensure_bootstrapped(sessions)
+    with transaction(sessions) as session:
+        apps_service.ensure_required_apps(session, settings)
 
     jobs = [
         Job("prune request nonces", 300, sync_service.prune_nonces),
@@ -124,8 +129,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(enrollment_api.router, tags=["enrollment"])
     app.include_router(actions_api.router, tags=["remote actions"])
     app.include_router(devices_api.router, tags=["devices"])
+    app.include_router(devices_api.fleet, tags=["devices"])
     app.include_router(groups_api.router, tags=["groups"])
     app.include_router(policies_api.router, tags=["policies"])
+    app.include_router(apps_api.router, tags=["apps"])
     app.include_router(sync_api.router, tags=["device protocol"])
     app.include_router(web_pages.router, include_in_schema=False)
     app.include_router(tenant_pages.router, include_in_schema=False)
@@ -135,10 +142,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(devices_pages.router, include_in_schema=False)
     app.include_router(groups_pages.router, include_in_schema=False)
     app.include_router(policies_pages.router, include_in_schema=False)
+    app.include_router(apps_pages.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     _install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        # An APK upload carries the file and a few form fields.
+        larger={
+            apps_api.PREFIX: settings.max_apk_bytes + 64 * 1024,
+            apps_pages.UPLOAD: settings.max_apk_bytes + 64 * 1024,
+        },
+    )
     return app
 
 

@@ -25,10 +25,9 @@ from aospmdm.agent.simulator import simulate
 from aospmdm.cli import agent as cli_agent
 from aospmdm.cli import app as cli_app
 from aospmdm.core import clock
-from aospmdm.tenant import access
-from aospmdm.tenant import service as tenant
+from tests.agent.fleet import Fleet, make_fleet
 from tests.agent.test_agent import FakeServer, compact, payload, qr_png
-from tests.agent.test_policy import Fleet, restrictions
+from tests.agent.test_policy import restrictions
 from tests.conftest import Env
 
 runner = CliRunner()
@@ -453,39 +452,7 @@ PROFILE_NAME = "Factory 2 devices"
 
 @pytest.fixture
 def fleet(env: Env, tmp_path: Path) -> Fleet:
-    env.call("POST", f"/beta/organization/{env.org_id()}/setMobileDeviceManagementAuthority")
-    with env.db() as s:
-        tenant.set_license_count(s, access.cli_actor(), 20)
-    expires = (clock.now() + timedelta(days=7)).isoformat()
-    profile = env.call(
-        "POST",
-        "/beta/deviceManagement/androidDeviceOwnerEnrollmentProfiles",
-        json={
-            "displayName": PROFILE_NAME,
-            "wifiSsid": "Staging",
-            "wifiSecurityType": "wpa",
-            "wifiPassword": "staging-key-1",
-            "tokenExpirationDateTime": expires,
-        },
-    ).json()
-    png = tmp_path / "qr.png"
-    path = f"/beta/deviceManagement/androidDeviceOwnerEnrollmentProfiles/{profile['id']}"
-    png.write_bytes(env.call("GET", f"{path}/qrCode.png").content)
-    group = env.call(
-        "POST",
-        "/beta/groups",
-        json={
-            "displayName": "Factory 2",
-            "mailEnabled": False,
-            "securityEnabled": True,
-            "mailNickname": "factory2",
-            "groupTypes": ["DynamicMembership"],
-            "membershipRule": f'device.enrollmentProfileName -eq "{PROFILE_NAME}"',
-            "membershipRuleProcessingState": "On",
-        },
-    )
-    assert group.status_code == 201, group.text
-    return Fleet(env, png, group.json()["id"], tmp_path)
+    return make_fleet(env, tmp_path, PROFILE_NAME, "Factory 2")
 
 
 def action_states(fleet: Fleet, d: Device) -> dict[str, str]:

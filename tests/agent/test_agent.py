@@ -395,7 +395,11 @@ def test_installed_apps_travel_only_when_changed_or_asked_for(
     )
     changed = checkin()
     assert changed["installedAppsHash"] != first["installedAppsHash"]
-    assert "com.example.scanner" in [a["packageName"] for a in changed["installedApps"]]
+    # Only the change travels, against the list the server accepted.
+    assert "installedApps" not in changed
+    delta = changed["installedAppsChanges"]
+    assert delta["baseHash"] == first["installedAppsHash"]
+    assert [a["packageName"] for a in delta["upserted"]] == ["com.example.scanner"]
     assert "installedApps" not in checkin()
 
     # The server lost the list: it asks, and gets it once more.

@@ -105,6 +105,21 @@ class Device:
         }
         return self.client.post(path, content=body, headers=headers)
 
+    def signed_get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        """A signed GET (the wait, app downloads)."""
+        ts = int(clock.now().timestamp() * 1000)
+        nonce = protocol.b64url(os.urandom(16))
+        sig = self.key.sign(
+            protocol.signing_string("GET", path, ts, nonce, b""), ec.ECDSA(hashes.SHA256())
+        )
+        signed = {
+            protocol.HEADER_DEVICE: self.device_id or "",
+            protocol.HEADER_TIMESTAMP: str(ts),
+            protocol.HEADER_NONCE: nonce,
+            protocol.HEADER_SIGNATURE: protocol.b64url(sig),
+        }
+        return self.client.get(path, headers=signed | (headers or {}))
+
     def checkin_body(
         self,
         send_apps: bool = False,

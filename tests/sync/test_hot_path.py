@@ -15,8 +15,9 @@ from tests.sync.device import Device, secret_of
 
 # BEGIN, the device by id, the nonce insert, the one UPDATE, then the policy work: the
 # policies assigned to the device, its policy states and the tenant's compliance settings;
-# then its open commands (COMMIT is not a cursor call).
-NO_CHANGE_CHECK_IN_STATEMENTS = 8
+# then its open commands, then its app work (the catalog, its assignments, inventory and
+# install states in one query). COMMIT is not a cursor call.
+NO_CHANGE_CHECK_IN_STATEMENTS = 9
 
 
 @contextmanager

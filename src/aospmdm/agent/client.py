@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from aospmdm import protocol as p
 
-from . import DEFAULT_AGENT_VERSION, AgentError, actions, qr
+from . import DEFAULT_AGENT_VERSION, AgentError, actions, apps, qr
 from .device import Device, merged_apps, new_key, public_key_b64, version_code
 
 ENROLL_PATH = "/device/v1/enroll"
@@ -102,8 +102,12 @@ class Enroll:
         state.wifi_ssid = self.wifi.ssid if self.wifi else None
         state.next_check_in_seconds = answer.next_check_in_seconds
         state.installed_apps = self.apps
-        # The server holds the list sent with the enrollment.
+        # The server holds the list sent with the enrollment; the first check-in sends the
+        # whole list again, and later ones only what changed since the list it accepted.
         state.acked_apps_hash = p.installed_apps_hash(self.apps)
+        state.acked_apps = None
+        roles = {a.role: a.package_name for a in answer.required_apps}
+        state.agent_package = roles.get("agent", self.agent_package)
         device.install(
             p.InstalledApp(
                 package_name=a.package_name,
@@ -115,18 +119,22 @@ class Enroll:
         )
         # A newer agent among the required apps replaced this one: it reports its version.
         for app in state.installed_apps:
-            if app.package_name == self.agent_package:
+            if app.package_name == state.agent_package:
                 state.agent_version = app.version_name
         return answer
 
 
 class Checkin:
-    """One signed check-in: report the facts, the apps hash (the app list only when the
-    server lacks it), the policy version in force and any report on it not yet delivered,
-    then apply the answer: the schedule, a new policy and any commands.
+    """One signed check-in: report the facts, the apps hash (with the changes to the list
+    the server last accepted, or the whole list when the device does not know that one or
+    the server asked for it), the policy version in force and any report on it not yet
+    delivered, then apply the answer: the schedule, a new policy, any commands and app work.
 
-    ``report_due`` says afterwards whether the device applied a policy whose report it should
-    deliver now, with another check-in (``AgentClient.checkin`` does)."""
+    App work that needs a download is left in ``downloads``: the caller downloads each APK
+    and hands it to ``installed``; ``results()`` is then the POST of all results (with those
+    the device still owed). ``report_due`` says afterwards whether the device applied a
+    policy whose report it should deliver now, with another check-in (``AgentClient.checkin``
+    does)."""
 
     def __init__(self, device: Device):
         state = device.state
@@ -135,8 +143,10 @@ class Checkin:
                 "notEnrolled", "this device is not enrolled: enroll it first (aospmdm agent enroll)"
             )
         self.device = device
-        self.apps_hash, apps = device.apps_to_send()
-        self.sent_apps = apps is not None
+        self.apps_hash, apps, changes = device.inventory()
+        self.sent_apps = apps is not None or changes is not None
+        # The list the server holds once it accepts this check-in.
+        self.apps_list = list(state.installed_apps)
         self.sent_report = device.report_to_send()
         agent_version = state.agent_version or DEFAULT_AGENT_VERSION
         request = p.CheckinRequest(
@@ -144,18 +154,24 @@ class Checkin:
             facts=device.facts(),
             installed_apps_hash=self.apps_hash,
             installed_apps=apps,
+            installed_apps_changes=changes,
             applied_policy_version=state.applied_policy_version,
             policy_report=self.sent_report,
         )
+        self.request = request
         self.call = _signed(device, CHECKIN_PATH, request)
-        # The results of the commands the answer brings, to send at once (``finish``).
-        self.results: Results | None = None
+        # The results of the commands and app work the answer brings, to send at once, and
+        # the installs to download first (``finish``).
+        self.command_results: list[p.CommandResult] = []
+        self.app_results: list[p.CommandResult] = []
+        self.downloads: list[p.AppWork] = []
 
     def finish(self, response: httpx.Response) -> p.CheckinResponse:
         answer = _answer(response, 200, p.CheckinResponse)
         state = self.device.state
-        if self.sent_apps:
+        if self.sent_apps and not answer.send_installed_apps:
             state.acked_apps_hash = self.apps_hash
+            state.acked_apps = self.apps_list
         state.send_installed_apps = answer.send_installed_apps
         state.next_check_in_seconds = answer.next_check_in_seconds
         state.last_check_in_ms = int(time.time() * 1000)
@@ -163,14 +179,34 @@ class Checkin:
             state.policy_report_delivered = True
         if answer.policy is not None:
             self.device.apply_policy(answer.policy)
-        results = actions.handle(self.device, answer.commands)
-        if results:
-            self.results = Results(self.device, results)
+        self.command_results = actions.handle(self.device, answer.commands)
+        self.app_results, self.downloads = apps.handle(self.device, answer.apps)
         return answer
+
+    def installed(self, work: p.AppWork, download: apps.Download | apps.AppFailure) -> None:
+        """Install one downloaded APK (or report its failed download)."""
+        result = apps.install(self.device, work, download)
+        if result is not None:
+            self.app_results.append(result)
+
+    def results(self) -> Results | None:
+        """The POST of the results the answer's work produced, with the app results the
+        device still owes (None when there are none)."""
+        sent = {r.command_id for r in self.app_results}
+        owed = [r for r in self.device.state.owed_app_results if r.command_id not in sent]
+        results = [*self.command_results, *self.app_results, *owed]
+        if not results:
+            return None
+        return Results(self.device, results[: Results.MAX])
 
     @property
     def report_due(self) -> bool:
         return self.device.report_to_send() is not None
+
+    @property
+    def closing(self) -> bool:
+        """The agent downloaded its own update: it closes now (no further check-in)."""
+        return self.device.state.pending_self_update is not None
 
 
 class Results:
@@ -180,6 +216,8 @@ class Results:
     deviceUnknown``: it already removed the device), ``finish`` carries out a pending wipe.
 
     ``Results.owed(device)`` is the confirmation a wipe interrupted by a crash still owes."""
+
+    MAX = 100  # results in one request
 
     def __init__(self, device: Device, results: list[p.CommandResult]):
         self.device = device
@@ -208,6 +246,11 @@ class Results:
         outcome = _answer(response, response.status_code, p.ResultsResponse)
         if wiping:
             self.device.factory_reset()
+            return outcome
+        # The server has the app results the device owed.
+        sent = set(map(id, self.results))
+        state = self.device.state
+        state.owed_app_results = [r for r in state.owed_app_results if id(r) not in sent]
         return outcome
 
 
@@ -228,6 +271,8 @@ class AgentClient:
         self.http = http or httpx.Client(transport=transport, timeout=timeout)
         # The command results the last ``checkin`` sent, with the command each answers.
         self.results: list[tuple[p.Command, p.CommandResult]] = []
+        # The app work results the last ``checkin`` sent.
+        self.app_results: list[p.CommandResult] = []
 
     def __enter__(self) -> AgentClient:
         return self
@@ -260,11 +305,13 @@ class AgentClient:
         A wipe left pending by an earlier run is finished first (``resume``); the check-in
         is then refused as ``notEnrolled``."""
         self.results = []
+        self.app_results = []
         self.resume(device)
+        apps.apply_self_update(device)
         exchange = Checkin(device)
         answer = self._finish(exchange)
         for _ in range(MAX_POLICY_REPORTS):
-            if not exchange.report_due:
+            if not exchange.report_due or exchange.closing:
                 break
             device.save()
             exchange = Checkin(device)
@@ -282,11 +329,32 @@ class AgentClient:
 
     def _finish(self, exchange: Checkin) -> p.CheckinResponse:
         answer = exchange.finish(self._send(exchange.call))
-        if exchange.results is not None:
-            exchange.device.save()
-            exchange.results.finish(self._send(exchange.results.call))
-            self.results += exchange.results.answered(answer.commands)
+        for work in exchange.downloads:
+            exchange.installed(work, self.download(exchange.device, work))
+        results = exchange.results()
+        exchange.device.save()
+        if results is not None:
+            results.finish(self._send(results.call))
+            self.results += results.answered(answer.commands)
+            self.app_results += [r for r in results.results if apps.is_app_work(r.command_id)]
         return answer
+
+    def download(self, device: Device, work: p.AppWork) -> apps.Download | apps.AppFailure:
+        """Download the APK of ``work`` (a signed GET from the device's server), checking
+        its size and SHA-256 as it arrives."""
+        try:
+            sink = apps.Sink(device, work)
+            url, headers = _download_request(device, work, sink)
+            with self.http.stream("GET", url, headers=headers) as response:
+                sink.start(response.status_code)
+                for chunk in response.iter_bytes():
+                    sink.write(chunk)
+            return sink.finish()
+        except apps.AppFailure as failure:
+            return failure
+        except (httpx.HTTPError, OSError) as exc:
+            sink.abort()
+            return apps.AppFailure(p.APP_DOWNLOAD_FAILED, f"The download failed: {exc}")
 
     def wait(self, device: Device) -> bool:
         """Keep the long poll open: True as soon as the server has work for the device
@@ -337,11 +405,12 @@ async def checkin_async(
     owed = Results.owed(device)
     if owed is not None:
         owed.finish(await _send_async(http, owed.call))
+    apps.apply_self_update(device)
     sent = results if results is not None else []
     exchange = Checkin(device)
     answer = await _finish_async(http, exchange, sent)
     for _ in range(MAX_POLICY_REPORTS):
-        if not exchange.report_due:
+        if not exchange.report_due or exchange.closing:
             break
         exchange = Checkin(device)
         answer = await _finish_async(http, exchange, sent)
@@ -352,11 +421,49 @@ async def _finish_async(
     http: httpx.AsyncClient, exchange: Checkin, sent: list[tuple[p.Command, p.CommandResult]]
 ) -> p.CheckinResponse:
     answer = exchange.finish(await _send_async(http, exchange.call))
-    if exchange.results is not None:
-        exchange.device.save()
-        exchange.results.finish(await _send_async(http, exchange.results.call))
-        sent += exchange.results.answered(answer.commands)
+    for work in exchange.downloads:
+        exchange.installed(work, await _download_async(http, exchange.device, work))
+    results = exchange.results()
+    exchange.device.save()
+    if results is not None:
+        results.finish(await _send_async(http, results.call))
+        sent += results.answered(answer.commands)
     return answer
+
+
+async def _download_async(
+    http: httpx.AsyncClient, device: Device, work: p.AppWork
+) -> apps.Download | apps.AppFailure:
+    try:
+        sink = apps.Sink(device, work)
+        url, headers = _download_request(device, work, sink)
+        async with http.stream("GET", url, headers=headers) as response:
+            sink.start(response.status_code)
+            async for chunk in response.aiter_bytes():
+                sink.write(chunk)
+        return sink.finish()
+    except apps.AppFailure as failure:
+        return failure
+    except (httpx.HTTPError, OSError) as exc:
+        sink.abort()
+        return apps.AppFailure(p.APP_DOWNLOAD_FAILED, f"The download failed: {exc}")
+
+
+def _download_request(
+    device: Device, work: p.AppWork, sink: apps.Sink
+) -> tuple[str, dict[str, str]]:
+    """The URL and headers of an APK download: signed when it is the device's own server
+    (the device never signs for another host), with ``Range`` to resume a partial file."""
+    url = work.download_url or ""
+    server = (device.state.server_url or "").rstrip("/")
+    headers = {**sink.range_headers()}
+    if server and (url == server or url.startswith(server + "/")):
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        version = device.state.agent_version or DEFAULT_AGENT_VERSION
+        headers["User-Agent"] = _headers(device, version)["User-Agent"]
+        headers.update(device.signed_headers("GET", path, b""))
+    return url, headers
 
 
 async def _send_async(http: httpx.AsyncClient, call: Call) -> httpx.Response:

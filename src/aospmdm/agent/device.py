@@ -93,6 +93,10 @@ class Hardware(_StateFile):
     # The device is in use: it answers notNow to the commands of its next this many
     # check-ins that bring any.
     busy_checkins: int = Field(default=0, ge=0)
+    # The Android API level (None: the one of ``os_version``, see ``sdk_level``).
+    sdk: int | None = Field(default=None, ge=1, le=1000)
+    # How many times the agent closed to update itself and came back.
+    agent_restarts: int = Field(default=0, ge=0)
 
     @field_validator("unsupported_settings", "failing_settings")
     @classmethod
@@ -115,9 +119,19 @@ class Enrollment(_StateFile):
     agent_version: str | None = None
     wifi_ssid: str | None = None
     installed_apps: list[p.InstalledApp] = Field(default_factory=lambda: list(SYSTEM_APPS))
-    # The hash of the app list the server last accepted, and whether it asked for the list.
+    # The hash of the app list the server last accepted, the list itself (None: unknown, the
+    # next check-in sends the whole list), and whether the server asked for the whole list.
     acked_apps_hash: str | None = None
+    acked_apps: list[p.InstalledApp] | None = None
     send_installed_apps: bool = False
+    # The agent's own package (its self-updates close and restart it), and the signing
+    # certificate (SHA-256, hex) each app was installed with: an update must match it.
+    agent_package: str | None = None
+    app_signers: dict[str, str] = {}
+    # An update of the agent itself, downloaded and verified, applied when it restarts; and
+    # the results of app work it owes the server (sent with the next check-in).
+    pending_self_update: PendingSelfUpdate | None = None
+    owed_app_results: list[p.CommandResult] = []
     next_check_in_seconds: int | None = None
     last_check_in_ms: int | None = None
     locked: bool = False
@@ -146,6 +160,44 @@ class PendingWipe(_StateFile):
     # The counter before this reset, so that a reset interrupted after counting is not
     # counted twice.
     factory_resets: int = Field(ge=0)
+
+
+class PendingSelfUpdate(_StateFile):
+    """An update of the agent, verified and kept before the agent closes, so that it is
+    installed when the agent starts again even if it crashed in between."""
+
+    work: p.AppWork
+    # The verified APK in the state directory (None for an in-memory device).
+    file: str | None = None
+
+
+# Android versions and their API levels; a version not listed is taken as DEFAULT_SDK.
+SDK_LEVELS = {
+    "8": 26,
+    "8.0": 26,
+    "8.1": 27,
+    "9": 28,
+    "10": 29,
+    "11": 30,
+    "12": 31,
+    "12L": 32,
+    "13": 33,
+    "14": 34,
+    "15": 35,
+    "16": 36,
+}
+DEFAULT_SDK = 34
+
+
+def sdk_level(hardware: Hardware) -> int:
+    """The device's Android API level: its own, or the one of its Android version."""
+    if hardware.sdk is not None:
+        return hardware.sdk
+    version = hardware.os_version.strip()
+    for key in (version, ".".join(version.split(".")[:2]), version.split(".")[0]):
+        if key in SDK_LEVELS:
+            return SDK_LEVELS[key]
+    return DEFAULT_SDK
 
 
 def new_serial() -> str:
@@ -189,6 +241,20 @@ def merged_apps(
     return list(apps.values())
 
 
+def app_changes(
+    before: Iterable[p.InstalledApp], after: Iterable[p.InstalledApp], base_hash: str
+) -> p.AppChanges:
+    """The changes that turn the list ``before`` (whose hash is ``base_hash``) into
+    ``after``."""
+    old = {a.package_name: a for a in before}
+    new = {a.package_name: a for a in after}
+    return p.AppChanges(
+        base_hash=base_hash,
+        upserted=[a for k, a in new.items() if old.get(k) != a],
+        removed=[k for k in old if k not in new],
+    )
+
+
 class Device:
     def __init__(
         self,
@@ -226,7 +292,7 @@ class Device:
         return cls(hardware, state, state_dir, key)
 
     @classmethod
-    def open(cls, state_dir: Path, **hardware: str | list[str] | None) -> Device:
+    def open(cls, state_dir: Path, **hardware: str | int | list[str] | None) -> Device:
         """The device in ``state_dir``, made there if there is none. The given hardware
         fields (serial, manufacturer, model, os_version, security_patch, unsupported_settings,
         failing_settings) replace the kept ones, as a firmware update would; the counters
@@ -326,12 +392,29 @@ class Device:
         self.state.installed_apps = merged_apps(self.state.installed_apps, apps)
 
     def apps_to_send(self) -> tuple[str, list[p.InstalledApp] | None]:
-        """The installed-apps hash for a check-in, and the list itself only when the server
-        has not accepted this hash yet or asked for the list."""
-        digest = p.installed_apps_hash(self.state.installed_apps)
-        if digest != self.state.acked_apps_hash or self.state.send_installed_apps:
-            return digest, list(self.state.installed_apps)
-        return digest, None
+        """The installed-apps hash for a check-in, and the whole list only when the server
+        has not accepted this hash yet (and cannot take changes) or asked for the list."""
+        digest, apps, _ = self.inventory()
+        return digest, apps
+
+    def inventory(self) -> tuple[str, list[p.InstalledApp] | None, p.AppChanges | None]:
+        """What a check-in says of the installed apps: their hash, and when the server has
+        not accepted that hash yet either the changes to the list it last accepted or, when
+        the device does not know that list or the server asked for it, the whole list."""
+        st = self.state
+        digest = p.installed_apps_hash(st.installed_apps)
+        if st.send_installed_apps:
+            return digest, list(st.installed_apps), None
+        if digest == st.acked_apps_hash:
+            return digest, None, None
+        acked = st.acked_apps
+        if (
+            acked is None
+            or st.acked_apps_hash is None
+            or p.installed_apps_hash(acked) != st.acked_apps_hash
+        ):
+            return digest, list(st.installed_apps), None
+        return digest, None, app_changes(acked, st.installed_apps, st.acked_apps_hash)
 
     # --- policies ------------------------------------------------------------------------
 
@@ -464,7 +547,9 @@ class Device:
             "model": hw.model,
             "osVersion": hw.os_version,
             "securityPatchLevel": hw.security_patch,
+            "sdkLevel": sdk_level(hw),
             "agentVersion": st.agent_version,
+            "agentPackage": st.agent_package,
             "wifiSsid": st.wifi_ssid,
             "installedApps": [
                 {
@@ -474,6 +559,15 @@ class Device:
                 }
                 for a in st.installed_apps
             ],
+            "pendingSelfUpdate": None
+            if st.pending_self_update is None
+            else {
+                "workId": st.pending_self_update.work.id,
+                "packageName": st.pending_self_update.work.package_name,
+                "versionName": st.pending_self_update.work.version_name,
+                "versionCode": st.pending_self_update.work.version_code,
+            },
+            "agentRestarts": hw.agent_restarts,
             "locked": st.locked,
             "passcode": st.passcode,
             "screenLock": {

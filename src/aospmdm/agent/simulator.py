@@ -189,6 +189,9 @@ class _Fleet:
                     wait = answer.next_check_in_seconds if self.interval is None else self.interval
                     if device.hardware.reboot_count != reboots:
                         wait = 0
+                    if device.state.pending_self_update is not None:
+                        # The agent closes for its update and starts again at once.
+                        wait = 0
             # The device stays on until the end, so the phase lasts ``duration`` even when
             # its next check-in falls after it. Back to back (0 s), the other devices still
             # get their turn.

@@ -8,6 +8,7 @@ import typer
 from aospmdm.cli import (
     admin,
     agent,
+    apps,
     device,
     group,
     license,
@@ -28,6 +29,7 @@ app.add_typer(profile.app, name="profile")
 app.add_typer(token.app, name="token")
 app.add_typer(group.app, name="group")
 app.add_typer(policy.app, name="policy")
+app.add_typer(apps.app, name="app")
 app.add_typer(device.app, name="device")
 app.add_typer(agent.app, name="agent")
 app.command("simulate")(agent.simulate_fleet)

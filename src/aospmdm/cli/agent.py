@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from aospmdm import protocol as p
-from aospmdm.agent import DEFAULT_AGENT_VERSION, AgentError, qr
+from aospmdm.agent import DEFAULT_AGENT_VERSION, AgentError, apps, qr
 from aospmdm.agent.client import AgentClient
 from aospmdm.agent.device import Device
 from aospmdm.agent.simulator import Report, simulate
@@ -80,6 +80,14 @@ def enroll(
     security_patch: Annotated[
         str | None, typer.Option(help="Security patch level (default 2024-05-05).")
     ] = None,
+    sdk_level: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Android API level (default: the one of the Android version).",
+            show_default=False,
+        ),
+    ] = None,
     agent_version: AgentVersion = DEFAULT_AGENT_VERSION,
     unsupported_setting: Annotated[
         list[str] | None,
@@ -108,6 +116,7 @@ def enroll(
             manufacturer=manufacturer,
             os_version=os_version,
             security_patch=security_patch,
+            sdk=sdk_level,
             unsupported_settings=unsupported_setting or None,
             failing_settings=failing_setting or None,
         )
@@ -129,12 +138,16 @@ def enroll(
 
 @app.command("checkin")
 def checkin(state_dir: StateDir, busy: Busy = None) -> None:
-    """Check in once, doing any work the server returns."""
+    """Check in once, doing any work the server returns. When that work updates the agent
+    itself, the agent closes after the check-in and the update is installed at once; its
+    result goes with the next check-in."""
     with _refusals():
         device = _load(state_dir, busy)
+        _start(device)
         with AgentClient() as client:
             _resume(client, device)
             _checkin(client, device)
+        _start(device)
 
 
 @app.command("run")
@@ -147,20 +160,29 @@ def run(
     busy: Busy = None,
 ) -> None:
     """Check in now, then whenever the server's schedule says, until stopped (or until a
-    wipe resets the device). After a restart command the device checks in again at once."""
+    wipe resets the device). After a restart command the device checks in again at once.
+    When the agent updates itself it closes completely, installs the update and starts
+    again, checking in at once."""
     done = 0
     with _refusals():
         device = _load(state_dir, busy)
-        with AgentClient() as client:
-            _resume(client, device)
-            while True:
-                wait = _checkin(client, device)
-                done += 1
-                if not device.state.enrolled:
-                    return
-                if max_checkins is not None and done >= max_checkins:
-                    return
-                _wait_for_work(client, device, wait)
+        while True:
+            # One life of the agent: it ends when the agent closes to update itself.
+            _start(device)
+            if max_checkins is not None and done >= max_checkins:
+                return
+            with AgentClient() as client:
+                _resume(client, device)
+                while True:
+                    wait = _checkin(client, device)
+                    done += 1
+                    if not device.state.enrolled:
+                        return
+                    if device.state.pending_self_update is not None:
+                        break
+                    if max_checkins is not None and done >= max_checkins:
+                        return
+                    _wait_for_work(client, device, wait)
 
 
 def _wait_for_work(client: AgentClient, device: Device, seconds: float) -> None:
@@ -200,6 +222,21 @@ def _load(state_dir: Path, busy: int | None) -> Device:
     return device
 
 
+def _start(device: Device) -> None:
+    """What the agent does as it starts: install its own update, if it closed for one."""
+    pending = device.state.pending_self_update
+    if pending is None:
+        return
+    typer.echo(
+        f"closing to update the agent to {pending.work.version_name} ({pending.work.version_code})"
+    )
+    result = apps.apply_self_update(device)
+    if result is not None and result.status == "done":
+        typer.echo(f"restarted as agent {device.state.agent_version}; reporting at next check-in")
+    elif result is not None:
+        typer.echo(f"the agent update failed: {result.message}")
+
+
 def _resume(client: AgentClient, device: Device) -> None:
     """Finish a wipe an earlier run confirmed but did not carry out."""
     if client.resume(device):
@@ -209,19 +246,35 @@ def _resume(client: AgentClient, device: Device) -> None:
 def _checkin(client: AgentClient, device: Device) -> int:
     """One check-in (with the reports on any policy it brought, and the results of its
     commands), saved; returns the seconds until the next one: none after a restart."""
-    _, apps = device.apps_to_send()
+    _, whole, changes = device.inventory()
     report = device.state.policy_report
     device_id, reboots = device.state.device_id, device.hardware.reboot_count
     answer = client.checkin(device)
     device.save()
-    sent = "sent the installed apps" if apps is not None else "installed apps unchanged"
+    if whole is not None:
+        sent = "sent the installed apps"
+    elif changes is not None:
+        sent = (
+            f"sent the app changes: {len(changes.upserted)} installed or updated, "
+            f"{len(changes.removed)} removed"
+        )
+    else:
+        sent = "installed apps unchanged"
     typer.echo(
-        f"checked in as {device_id} ({sent}, {len(answer.commands)} commands); "
-        f"next check-in in {answer.next_check_in_seconds} s"
+        f"checked in as {device_id} ({sent}, {len(answer.commands)} commands, "
+        f"{len(answer.apps)} app work); next check-in in {answer.next_check_in_seconds} s"
     )
     for command, result in client.results:
         message = f" ({result.message})" if result.message else ""
         typer.echo(f"command {command.type} {command.id}: {result.status}{message}")
+    for result in client.app_results:
+        code = f" {result.error_code:#x}" if result.error_code else ""
+        message = f" ({result.message})" if result.message else ""
+        typer.echo(f"app {result.command_id}: {result.status}{code}{message}")
+    pending = device.state.pending_self_update
+    if pending is not None:
+        typer.echo(f"downloaded and verified agent {pending.work.version_name}: closing")
+        return 0
     if not device.state.enrolled:
         typer.echo("wiped: the device was factory-reset and is no longer enrolled")
         return 0

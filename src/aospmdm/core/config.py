@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # Requests with a larger body are refused with 413 before they are read.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # APK uploads (the app catalog) may be this large; they are stored under data_dir/apps.
+    max_apk_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    # A failed app install is tried again after this long, doubling per failure (up to 8 h).
+    app_retry_seconds: float = Field(default=300, ge=0)
     # Sign-in throttling: failures counted over the window, per account and per address.
     signin_window_minutes: int = Field(default=15, ge=1)
     signin_max_failures_per_account: int = Field(default=5, ge=1)

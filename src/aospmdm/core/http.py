@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -18,15 +19,21 @@ class BodyTooLarge(Exception):
 class BodyLimit:
     """Refuse request bodies over a cap with 413, before they are read into memory.
 
-    Checks Content-Length up front and counts the bytes of chunked bodies as they arrive."""
+    Checks Content-Length up front and counts the bytes of chunked bodies as they arrive.
+    ``larger`` gives the paths (exact, e.g. an upload route) that take a larger cap."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        cap = self.larger.get(scope.get("path", ""), self.max_bytes)
+        if cap != self.max_bytes:
+            await BodyLimit(self.app, cap)(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length":

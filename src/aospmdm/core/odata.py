@@ -278,8 +278,10 @@ def page(
     next_link_base: str,
     fields: Mapping[str, Field] | None = None,
     extra_params: Mapping[str, str] | None = None,
+    scalars: bool = True,
 ) -> dict[str, Any]:
-    """Run a list query with $filter/$top/$skip and return Graph's list body.
+    """Run a list query with $filter/$top/$skip and return Graph's list body (the rows are
+    entities, or with ``scalars=False`` whole result rows).
 
     ``render`` turns a page of rows into JSON objects at once, so it can fetch what the rows
     refer to in one query per kind rather than one per row. The statement comes first, so the
@@ -289,7 +291,10 @@ def page(
         if not fields:
             raise BadRequest("$filter is not supported on this resource.", target="$filter")
         stmt = stmt.where(compile_filter(query.filter, fields))
-    rows: Sequence[Any] = session.scalars(stmt.offset(query.skip).limit(query.top + 1)).all()
+    limited = stmt.offset(query.skip).limit(query.top + 1)
+    rows: Sequence[Any] = (
+        session.scalars(limited).all() if scalars else session.execute(limited).all()
+    )
     items = render(rows[: query.top])
     if query.select:
         keep = set(query.select) | {"id"}

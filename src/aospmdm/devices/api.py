@@ -79,20 +79,61 @@ def device_json(d: ManagedDevice, tags: list[str]) -> dict[str, Any]:
     }
 
 
-def detected_app_json(app: DeviceApp) -> dict[str, Any]:
+def detected_app_json(app: DeviceApp | Any, device_count: int = 1) -> dict[str, Any]:
+    """Graph's detectedApp: one app at one version (on one device, or fleet-wide)."""
     return {
         "@odata.type": "#microsoft.graph.detectedApp",
         "id": service.detected_app_id(app.package_name, app.version_name),
-        "displayName": app.display_name,
+        "displayName": app.display_name or app.package_name,
         "version": app.version_name,
         "platform": "androidOSP",
         "publisher": None,
-        "sizeInByte": 0,
-        "deviceCount": 1,
+        "sizeInByte": app.size_in_bytes,
+        "deviceCount": device_count,
         # Beyond Graph: the Android package and version code.
         "packageName": app.package_name,
         "versionCode": app.version_code,
     }
+
+
+# Fleet-wide discovered apps live beside the devices (Graph: /deviceManagement/detectedApps).
+fleet = APIRouter(prefix="/beta/deviceManagement/detectedApps")
+
+
+@fleet.get("")
+def fleet_detected_apps(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """Every app at every version on the devices the admin may see, with device counts
+    ($top, $skip, $count)."""
+    return page(
+        session,
+        service.detected_apps_statement(actor),
+        request.query_params,
+        lambda rows: [detected_app_json(r, r.device_count) for r in rows],
+        str(request.url.replace(query="")),
+        scalars=False,
+    )
+
+
+@fleet.get("/{app_id}")
+def fleet_detected_app(app_id: str, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    row = service.find_detected_app(session, actor, app_id)
+    return detected_app_json(row, row.device_count)
+
+
+@fleet.get("/{app_id}/managedDevices")
+def fleet_app_devices(
+    app_id: str, request: Request, session: SessionDep, actor: ActorDep
+) -> dict[str, Any]:
+    """The devices (the admin may see) that have this app at this version."""
+    row = service.find_detected_app(session, actor, app_id)
+    return page(
+        session,
+        service.devices_with_app(actor, row.package_name, row.version_name),
+        request.query_params,
+        lambda rows: devices_json(session, rows),
+        str(request.url.replace(query="")),
+        fields=service.FILTER_FIELDS,
+    )
 
 
 @router.get("")

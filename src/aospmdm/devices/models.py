@@ -61,4 +61,6 @@ class DeviceApp(Base):
     package_name: Mapped[str] = mapped_column(String(256), primary_key=True, index=True)
     version_name: Mapped[str] = mapped_column(String(256))
     version_code: Mapped[int] = mapped_column(BigInteger)
+    # As the device sent it (may be empty: readers show the package name instead).
     display_name: Mapped[str] = mapped_column(String(256))
+    size_in_bytes: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -47,6 +47,20 @@ def when(dt: datetime | None) -> str:
     return clock.iso(dt.replace(microsecond=0)) or "—"
 
 
+def size_text(size: int | None) -> str:
+    """A size in bytes as the console shows it: "12.5 MB"; "—" when unknown."""
+    if not size:
+        return "—"
+    if size < 1024:
+        return f"{size} bytes"
+    value = size / 1024
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
 def _yes_no(value: bool | None, yes: str = "Yes", no: str = "No") -> str:
     return "Unknown" if value is None else (yes if value else no)
 
@@ -64,6 +78,7 @@ def _page(
         enrollment=ENROLLMENT,
         words=words,
         when=when,
+        size_text=size_text,
         **ctx,
     )
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from aospmdm import protocol
 from aospmdm.core import permissions
 from aospmdm.core.db import Executor
-from aospmdm.core.errors import BadRequest
+from aospmdm.core.errors import BadRequest, NotFound
 from aospmdm.core.odata import Field
 from aospmdm.core.permissions import (
     HELP_DESK_OPERATOR,
@@ -95,6 +95,47 @@ def detected_app_id(package_name: str, version_name: str) -> str:
     return hashlib.sha256(f"{package_name}\x00{version_name}".encode()).hexdigest()[:32]
 
 
+def _visible_ids(actor: Actor) -> Select[Any]:
+    return device_statement(actor).with_only_columns(ManagedDevice.id).order_by(None)
+
+
+def detected_apps_statement(actor: Actor) -> Select[Any]:
+    """Every app at every version on the devices the admin may see, with how many have it
+    (Graph's fleet-wide detectedApps)."""
+    a = DeviceApp
+    return cast(
+        "Select[Any]",
+        select(
+            a.package_name,
+            a.version_name,
+            func.max(a.display_name).label("display_name"),
+            func.max(a.version_code).label("version_code"),
+            func.max(a.size_in_bytes).label("size_in_bytes"),
+            func.count(a.device_id).label("device_count"),
+        )
+        .where(a.device_id.in_(_visible_ids(actor)))
+        .group_by(a.package_name, a.version_name)
+        .order_by(func.max(a.display_name), a.package_name, a.version_name),
+    )
+
+
+def find_detected_app(session: Session, actor: Actor, app_id: str) -> Any:
+    """One fleet-wide detected app by its id (404 when no visible device has it)."""
+    if len(app_id) == 32:
+        for row in session.execute(detected_apps_statement(actor)):
+            if detected_app_id(row.package_name, row.version_name) == app_id:
+                return row
+    raise NotFound(f"No detectedApp with id '{app_id.replace(chr(0), '')}' exists.")
+
+
+def devices_with_app(actor: Actor, package_name: str, version_name: str) -> Select[Any]:
+    """The devices the admin may see that have this app at this version."""
+    having = select(DeviceApp.device_id).where(
+        DeviceApp.package_name == package_name, DeviceApp.version_name == version_name
+    )
+    return device_statement(actor).where(ManagedDevice.id.in_(having))
+
+
 def enroll_device(
     session: Session,
     *,
@@ -144,22 +185,82 @@ def _fact_columns(facts: protocol.DeviceFacts) -> dict[str, Any]:
     }
 
 
+_APPS = cast("Table", DeviceApp.__table__)
+
+
+def _app_row(device_id: str, a: protocol.InstalledApp) -> dict[str, Any]:
+    return {
+        "device_id": device_id,
+        "package_name": a.package_name,
+        "version_name": a.version_name,
+        "version_code": a.version_code,
+        "display_name": a.display_name,
+        "size_in_bytes": a.size_in_bytes,
+    }
+
+
 def _write_apps(db: Executor, device_id: str, apps: Sequence[protocol.InstalledApp]) -> None:
     unique = {a.package_name: a for a in apps}
     if unique:
+        db.execute(insert(_APPS), [_app_row(device_id, a) for a in unique.values()])
+
+
+_STORED_APPS = select(
+    _APPS.c.package_name,
+    _APPS.c.version_name,
+    _APPS.c.version_code,
+    _APPS.c.display_name,
+    _APPS.c.size_in_bytes,
+).where(_APPS.c.device_id == bindparam("device_id"))
+
+
+def _stored_apps(db: Executor, device_id: str) -> list[protocol.InstalledApp]:
+    return [
+        protocol.InstalledApp.model_construct(**row._mapping)
+        for row in db.execute(_STORED_APPS, {"device_id": device_id})
+    ]
+
+
+def _store_inventory(
+    db: Executor,
+    device_id: str,
+    stored: Sequence[protocol.InstalledApp],
+    apps: Sequence[protocol.InstalledApp],
+) -> None:
+    """Write only what differs between the stored list and the device's."""
+    before = {a.package_name: a for a in stored}
+    after = {a.package_name: a for a in apps}
+    gone = [p for p in before if p not in after]
+    changed = [a for p, a in after.items() if before.get(p) != a]
+    if gone or changed:
         db.execute(
-            insert(_APPS),
-            [
-                {
-                    "device_id": device_id,
-                    "package_name": a.package_name,
-                    "version_name": a.version_name,
-                    "version_code": a.version_code,
-                    "display_name": a.display_name or a.package_name,
-                }
-                for a in unique.values()
-            ],
+            delete(_APPS).where(
+                _APPS.c.device_id == device_id,
+                _APPS.c.package_name.in_(gone + [a.package_name for a in changed]),
+            )
         )
+    if changed:
+        db.execute(insert(_APPS), [_app_row(device_id, a) for a in changed])
+
+
+def _inventory(
+    db: Executor,
+    device: DeviceState,
+    apps_hash: str,
+    apps: Sequence[protocol.InstalledApp] | None,
+    changes: protocol.AppChanges | None,
+) -> bool:
+    """Store the inventory a check-in brought, if it matches its hash. Returns whether it
+    did (otherwise the device is asked for the whole list)."""
+    if apps is None and (changes is None or changes.base_hash != device.installed_apps_hash):
+        return False
+    stored = _stored_apps(db, device.id)
+    if apps is None and changes is not None:
+        apps = protocol.apply_app_changes(stored, changes)
+    if apps is None or protocol.installed_apps_hash(apps) != apps_hash:
+        return False
+    _store_inventory(db, device.id, stored, apps)
+    return True
 
 
 _STATE_COLUMNS = (
@@ -185,7 +286,6 @@ _STATE_COLUMNS = (
     "compliance_state",
 )
 TABLE = cast("Table", ManagedDevice.__table__)
-_APPS = cast("Table", DeviceApp.__table__)
 
 
 @dataclass(frozen=True)
@@ -237,6 +337,7 @@ def record_check_in(
     apps: Sequence[protocol.InstalledApp] | None,
     applied_policy_version: str | None,
     now: datetime,
+    changes: protocol.AppChanges | None = None,
 ) -> bool:
     """Store what a check-in reported, writing only what changed. Returns whether the server
     still lacks the app list for the reported hash (the device then sends it next time)."""
@@ -252,9 +353,7 @@ def record_check_in(
         values["applied_policy_version"] = applied_policy_version
     missing_apps = False
     if apps_hash != device.installed_apps_hash:
-        if apps is not None and protocol.installed_apps_hash(apps) == apps_hash:
-            db.execute(delete(_APPS).where(_APPS.c.device_id == device.id))
-            _write_apps(db, device.id, apps)
+        if _inventory(db, device, apps_hash, apps, changes):
             values["installed_apps_hash"] = apps_hash
         else:
             missing_apps = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, delete, insert, literal, select
@@ -120,6 +120,21 @@ def group_statement(actor: Actor) -> Select[Any]:
         DeviceGroup,
         actor,
         READ,
+    )
+
+
+def visible_group_ids(session: Session, actor: Actor, group_ids: Sequence[str]) -> set[str]:
+    """Which of these groups the admin may see (groups.read scope): assignments to the others
+    are kept, and not shown, when a scoped admin replaces a policy's or an app's."""
+    if not group_ids or not actor.can(READ):
+        return set()
+    return set(
+        session.scalars(
+            group_statement(actor)
+            .where(DeviceGroup.id.in_(list(group_ids)))
+            .with_only_columns(DeviceGroup.id)
+            .order_by(None)
+        )
     )
 
 

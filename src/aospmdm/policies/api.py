@@ -14,6 +14,7 @@ from aospmdm.core.errors import BadRequest
 from aospmdm.core.odata import page
 from aospmdm.core.schemas import validated
 from aospmdm.devices.models import ManagedDevice
+from aospmdm.groups import service as groups
 from aospmdm.policies import service
 from aospmdm.policies.models import COMPLIANCE, RESTRICTIONS, WIFI, Policy, PolicyAssignment
 from aospmdm.policies.schemas import (
@@ -189,7 +190,7 @@ def _register(collection: str) -> None:
     ) -> dict[str, Any]:
         """Replace the policy's assignments: included and excluded groups."""
         rows = service.assign(session, actor, policy_id, kinds, body)
-        seen = service.visible_group_ids(session, actor, [a.group_id for a in rows])
+        seen = groups.visible_group_ids(session, actor, [a.group_id for a in rows])
         return {"value": [assignment_json(a) for a in rows if a.group_id in seen]}
 
     @router.get(base + "/{policy_id}/assignments", name=f"assignments_{collection}")
@@ -197,7 +198,7 @@ def _register(collection: str) -> None:
         """The groups the policy is assigned to (and excluded from)."""
         policy = service.get_policy(session, actor, policy_id, kinds)
         rows = service.assignments_of(session, [policy.id])[policy.id]
-        seen = service.visible_group_ids(session, actor, [a.group_id for a in rows])
+        seen = groups.visible_group_ids(session, actor, [a.group_id for a in rows])
         return {"value": [assignment_json(a) for a in rows if a.group_id in seen]}
 
     @router.get(base + "/{policy_id}/deviceStatuses", name=f"statuses_{collection}")

@@ -45,7 +45,7 @@ from aospmdm.core.security import decrypt, encrypt
 from aospmdm.devices import service as devices
 from aospmdm.devices.models import ManagedDevice
 from aospmdm.groups import service as groups
-from aospmdm.groups.models import DeviceGroup, GroupMember
+from aospmdm.groups.models import GroupMember
 from aospmdm.policies import evaluation
 from aospmdm.policies.evaluation import Effective, Facts, PolicyRow
 from aospmdm.policies.models import (
@@ -157,20 +157,6 @@ def assignments_of(
         ):
             out[a.policy_id].append(a)
     return out
-
-
-def visible_group_ids(session: Session, actor: Actor, group_ids: Sequence[str]) -> set[str]:
-    """Which of these groups the admin may see (groups.read scope)."""
-    if not group_ids or not actor.can(groups.READ):
-        return set()
-    return set(
-        session.scalars(
-            groups.group_statement(actor)
-            .where(DeviceGroup.id.in_(list(group_ids)))
-            .with_only_columns(DeviceGroup.id)
-            .order_by(None)
-        )
-    )
 
 
 # --- changes --------------------------------------------------------------------------------
@@ -460,7 +446,7 @@ def assign(
     # A scoped admin replaces only the assignments it can see: those to groups outside its
     # scope stay (as scope tags do), so it cannot undo what other admins assigned.
     current = assignments_of(session, [policy.id])[policy.id]
-    seen = visible_group_ids(session, actor, [a.group_id for a in current])
+    seen = groups.visible_group_ids(session, actor, [a.group_id for a in current])
     kept = [a for a in current if a.group_id not in seen and a.group_id not in wanted]
     before = _devices_with_state(session, policy.id) | set(
         session.scalars(targeted_device_ids(policy.id))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import TypeVar
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -66,7 +68,7 @@ async def enroll(request: Request) -> Response:
                 device_name=device.device_name,
                 server_time=clock.iso(device.enrolled_at) or "",
                 next_check_in_seconds=next_seconds,
-                required_apps=service.required_apps(settings),
+                required_apps=service.required_apps(session, settings),
             )
 
     return _json(await run_in_threadpool(work), 201)
@@ -157,6 +159,32 @@ async def results(request: Request) -> Response:
             address = client_address(request)
             request.state.actor = service.device_actor(device, address)
             body = _parse(protocol.ResultsRequest, raw)
-            return service.results(conn, device, body, address)
+            return service.results(conn, settings, device, body, address)
 
+    settings: Settings = request.app.state.settings
     return _json(await run_in_threadpool(work))
+
+
+@router.get("/apps/{version_id}")
+async def download_app(version_id: str, request: Request) -> Response:
+    """A signed download of an app version's APK, with HTTP Range support (a device resumes
+    an interrupted download with ``Range: bytes=N-``)."""
+    raw = await request.body()
+    settings: Settings = request.app.state.settings
+    engine: Engine = request.app.state.engine
+
+    def look() -> tuple[Path, str, str]:
+        with engine.begin() as conn:
+            device = service.authenticate(
+                conn, request.method, signed_path(request), request.headers, raw
+            )
+            request.state.actor = service.device_actor(device, client_address(request))
+            return service.download(conn, settings, version_id)
+
+    path, name, sha = await run_in_threadpool(look)
+    return FileResponse(
+        path,
+        media_type="application/vnd.android.package-archive",
+        filename=name,
+        headers={"X-Aospmdm-Sha256": sha},
+    )

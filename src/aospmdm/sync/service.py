@@ -11,6 +11,7 @@ import random
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -23,10 +24,11 @@ from sqlalchemy.orm import Session
 
 from aospmdm import protocol
 from aospmdm.actions import service as actions
+from aospmdm.apps import service as apps
 from aospmdm.core import clock
 from aospmdm.core.config import Settings
 from aospmdm.core.db import Executor, dialect_name
-from aospmdm.core.errors import BadRequest, Conflict, DomainError, Unauthorized
+from aospmdm.core.errors import BadRequest, Conflict, DomainError, NotFound, Unauthorized
 from aospmdm.devices import service as devices
 from aospmdm.devices.models import ManagedDevice
 from aospmdm.enrollment import device_names
@@ -71,14 +73,14 @@ class UpgradeRequired(DomainError):
     status = 426
     code = "agentUpdateRequired"
 
-    def __init__(self, settings: Settings, version: str):
+    def __init__(self, settings: Settings, version: str, current: tuple[str, str]):
+        name, url = current
         super().__init__(
             f"Agent {version} is older than the minimum {settings.minimum_agent_version}. "
-            f"Install the agent {settings.agent_version_name} from "
-            f"{settings.resolved_agent_apk_url}, then try again.",
+            f"Install the agent {name} from {url}, then try again.",
         )
         self.minimum = settings.minimum_agent_version
-        self.url = settings.resolved_agent_apk_url
+        self.url = url
 
     def body(self) -> dict[str, object]:
         body = super().body()
@@ -86,11 +88,12 @@ class UpgradeRequired(DomainError):
         return body
 
 
-def check_agent_version(settings: Settings, version: str) -> None:
+def check_agent_version(db: Executor, settings: Settings, version: str) -> None:
+    """Refuse an agent below the minimum version, pointing at the catalog's current agent."""
     found = protocol.parse_version(version)
     minimum = protocol.parse_version(settings.minimum_agent_version)
     if found is None or minimum is None or found < minimum:
-        raise UpgradeRequired(settings, version)
+        raise UpgradeRequired(settings, version, apps.current_agent(db, settings))
 
 
 def check_protocol(version: int) -> None:
@@ -106,35 +109,9 @@ def check_protocol(version: int) -> None:
 # --- required apps -------------------------------------------------------------------------
 
 
-def required_apps(settings: Settings) -> list[protocol.RequiredApp]:
-    """The agent, the authenticator and the company portal, from the operator settings."""
-    base = settings.public_url.rstrip("/") + "/device/v1/apps/"
-    return [
-        protocol.RequiredApp(
-            package_name=settings.agent_package,
-            display_name="aospmdm agent",
-            version_name=settings.agent_version_name,
-            version_code=settings.agent_version_code,
-            download_url=settings.resolved_agent_apk_url,
-            role="agent",
-        ),
-        protocol.RequiredApp(
-            package_name=settings.authenticator_package,
-            display_name="Authenticator",
-            version_name=settings.authenticator_version_name,
-            version_code=settings.authenticator_version_code,
-            download_url=f"{base}{settings.authenticator_package}.apk",
-            role="authenticator",
-        ),
-        protocol.RequiredApp(
-            package_name=settings.portal_package,
-            display_name="Company Portal",
-            version_name=settings.portal_version_name,
-            version_code=settings.portal_version_code,
-            download_url=f"{base}{settings.portal_package}.apk",
-            role="companyPortal",
-        ),
-    ]
+def required_apps(db: Executor, settings: Settings) -> list[protocol.RequiredApp]:
+    """The agent, the authenticator and the company portal at their catalog versions."""
+    return apps.required_apps(db, settings)
 
 
 # --- enroll ------------------------------------------------------------------------------
@@ -159,7 +136,7 @@ def enroll(
     """Enroll a device in one transaction: any refusal leaves nothing behind (no device, no
     license used, no usage counted). Returns the device and its next check-in delay."""
     check_protocol(body.protocol_version)
-    check_agent_version(settings, body.agent_version)
+    check_agent_version(session, settings, body.agent_version)
     _checked_public_key(body.public_key)
     profile, token = enrollment.token_for_enrollment(session, body.enrollment_token)
     if body.profile_id is not None and body.profile_id != profile.id:
@@ -343,7 +320,7 @@ def check_in(
     body: protocol.CheckinRequest,
 ) -> protocol.CheckinResponse:
     check_protocol(body.protocol_version)
-    check_agent_version(settings, body.agent_version)
+    check_agent_version(db, settings, body.agent_version)
     if body.facts.serial_number != device.serial_number:
         raise BadRequest(
             "The serial number differs from the one this device enrolled with.",
@@ -351,7 +328,8 @@ def check_in(
         )
     now = clock.now()
     if device.deleted:
-        # Deleted by an admin: nothing is recorded; the device is only told to reset.
+        # Deleted by an admin: nothing is recorded; the device is only told to reset (its
+        # factory reset is the one command it may still get).
         return protocol.CheckinResponse(
             server_time=clock.iso(now) or "",
             next_check_in_seconds=next_check_in_seconds(device.enrolled_at, now),
@@ -366,6 +344,7 @@ def check_in(
         apps=body.installed_apps,
         applied_policy_version=body.applied_policy_version,
         now=now,
+        changes=body.installed_apps_changes,
     )
     policy = policies.for_check_in(
         db,
@@ -382,12 +361,36 @@ def check_in(
         send_installed_apps=missing,
         policy=policy,
         commands=actions.open_commands(db, settings, device.id, now),
+        apps=apps.work_for(db, settings, device.id, now),
     )
 
 
 def results(
-    db: Executor, device: devices.DeviceState, body: protocol.ResultsRequest, address: str | None
+    db: Executor,
+    settings: Settings,
+    device: devices.DeviceState,
+    body: protocol.ResultsRequest,
+    address: str | None,
 ) -> protocol.ResultsResponse:
-    """The device's results for its commands, each recorded once."""
-    outcomes = actions.record_results(db, device.id, body.results, device_actor(device, address))
-    return protocol.ResultsResponse(outcomes=outcomes)
+    """The device's results for its commands and its app work, each recorded once."""
+    actor = device_actor(device, address)
+    app_results = [r for r in body.results if apps.is_app_result(r.command_id)]
+    command_results = [r for r in body.results if not apps.is_app_result(r.command_id)]
+    outcome_of: dict[int, str] = {}
+    if command_results:
+        done = actions.record_results(db, device.id, command_results, actor)
+        outcome_of.update(zip(map(id, command_results), done, strict=True))
+    if app_results and not device.deleted:
+        done = apps.record_results(db, settings, device.id, app_results, actor)
+        outcome_of.update(zip(map(id, app_results), done, strict=True))
+    return protocol.ResultsResponse(
+        outcomes=[outcome_of.get(id(r), "unknown") for r in body.results]
+    )
+
+
+def download(db: Executor, settings: Settings, version_id: str) -> tuple[Path, str, str]:
+    """The file of an app version a device downloads: (path, file name, sha256)."""
+    found = apps.file_for_download(db, settings, version_id)
+    if found is None:
+        raise NotFound(f"No app file with id '{version_id}' exists.")
+    return found

@@ -22,12 +22,16 @@ NAV: list[tuple[str, str | None]] = [
     ("Home", "/console"),
     ("Devices", "/console/devices"),
     ("Groups", "/console/groups"),
-    ("Apps", None),
+    ("Apps", "/console/apps"),
     ("Policies", "/console/policies"),
     ("Tenant admin", "/console/tenant"),
 ]
 # A section's own pages, shown on that section's pages under the main navigation.
 SUBNAV: dict[str, list[tuple[str, str]]] = {
+    "Apps": [
+        ("All apps", "/console/apps"),
+        ("Discovered apps", "/console/apps/discovered"),
+    ],
     "Policies": [
         ("Configuration", "/console/policies/configuration"),
         ("Compliance", "/console/policies/compliance"),

@@ -1,0 +1,1 @@
+"""Apps: the catalog, the APK store, assignments and install status."""
