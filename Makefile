@@ -38,7 +38,7 @@ pytest: $(TESTDEPS)
 test: lint typecheck pytest
 
 reliability: $(TESTDEPS)
-	timeout --signal=INT $(RELIABILITY_SECONDS) $(BIN)/pytest -q -m reliability tests/reliability
+	timeout --signal=INT $(RELIABILITY_SECONDS) $(BIN)/pytest -q -rP --show-capture=stdout -m reliability tests/reliability
 
 bench: $(TESTDEPS)
 	$(BIN)/python -m bench

@@ -41,7 +41,7 @@ from aospmdm.apps.models import (
 from aospmdm.core import clock, permissions
 from aospmdm.core.config import Settings
 from aospmdm.core.db import Executor
-from aospmdm.core.errors import BadRequest, Conflict
+from aospmdm.core.errors import BadRequest, Conflict, Forbidden
 from aospmdm.core.permissions import POLICY_AND_PROFILE_MANAGER, Permission
 from aospmdm.devices.models import DeviceApp, ManagedDevice
 from aospmdm.groups import service as groups
@@ -314,22 +314,49 @@ def file_path(settings: Settings, sha256: str) -> Path:
     return store_dir(settings) / f"{sha256}.apk"
 
 
-def _store(settings: Settings, source: Path) -> tuple[str, int]:
-    """Move an uploaded file into the store under its SHA-256; returns (sha256, size)."""
+def _digest(source: Path) -> tuple[str, int]:
+    """The SHA-256 (hex) and size of a file."""
     digest = hashlib.sha256()
     size = 0
     with source.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
             size += len(chunk)
-    sha = digest.hexdigest()
+    return digest.hexdigest(), size
+
+
+def _place(settings: Settings, source: Path, sha: str) -> None:
+    """Move a spooled upload into the store under its SHA-256 (kept if already there)."""
     target = file_path(settings, sha)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        source.unlink()
-    else:
+    if not target.exists():
         os.replace(source, target)
-    return sha, size
+
+
+def _file_name(name: str, package: str) -> str:
+    """The uploaded file's base name, without control characters, for the download."""
+    clean = "".join(c for c in Path(name.replace("\\", "/")).name if c.isprintable())
+    return clean[:256] or f"{package}.apk"
+
+
+def _check_manifest_text(info: apk.ApkInfo) -> None:
+    for field, value in (("versionName", info.version_name), ("package", info.package_name)):
+        if len(value) > 256 or "\x00" in value:
+            raise BadRequest(
+                f"The APK's {field} is longer than 256 characters or holds a NUL character.",
+                target="file",
+                code="badManifest",
+            )
+
+
+def _require_unscoped_for_required(actor: Actor, app: MobileApp) -> None:
+    """Every device has the required apps: only an admin without scope tags may change them
+    (a new version reaches devices outside any scope)."""
+    if app.role is not None and actor.scope(WRITE) is not None:
+        raise Forbidden(
+            f"{app.display_name} is a required app on every device: changing it needs an "
+            "admin whose apps.write is not limited by scope tags."
+        )
 
 
 def spool(settings: Settings, chunks: Any) -> Path:
@@ -396,11 +423,13 @@ def upload(
             if exc.reason == "tooLarge":
                 raise _too_large(settings) from None
             raise BadRequest(str(exc), target="file", code=exc.reason) from None
+        _check_manifest_text(info)
         app = session.scalars(
             select(MobileApp).where(MobileApp.package_name == info.package_name)
         ).first()
         if app is not None:
             app = get_app(session, actor, app.id, WRITE)
+            _require_unscoped_for_required(actor, app)
             highest = session.scalar(
                 select(func.max(MobileAppVersion.version_code)).where(
                     MobileAppVersion.app_id == app.id
@@ -413,41 +442,43 @@ def upload(
                     code="versionCodeNotHigher",
                     target="file",
                 )
-        sha, size = _store(settings, source)
+        sha, size = _digest(source)
+        now = clock.now()
+        created = app is None
+        if app is None:
+            app = MobileApp(
+                package_name=info.package_name,
+                display_name=(display_name or info.display_name or info.package_name)[:256],
+                description=description or "",
+                publisher=publisher or "",
+                created_at=now,
+                last_modified_at=now,
+            )
+            session.add(app)
+            session.flush()
+            tags = access.tag_new(session, MobileApp, app.id, actor, WRITE, role_scope_tag_ids)
+        else:
+            app.last_modified_at = now
+            tags = access.tags_of(session, MobileApp, [app.id])[app.id]
+        version = MobileAppVersion(
+            app_id=app.id,
+            version_name=info.version_name,
+            version_code=info.version_code,
+            min_sdk=info.min_sdk,
+            size=size,
+            sha256=sha,
+            file_name=_file_name(file_name, info.package_name),
+            signing_cert_sha256=info.signing_cert_sha256,
+            warnings=list(info.warnings),
+            uploaded_at=now,
+            uploaded_by=actor.name,
+        )
+        session.add(version)
+        session.flush()
+        # Last: a refusal above leaves nothing in the store.
+        _place(settings, source, sha)
     finally:
         source.unlink(missing_ok=True)
-    now = clock.now()
-    created = app is None
-    if app is None:
-        app = MobileApp(
-            package_name=info.package_name,
-            display_name=(display_name or info.display_name or info.package_name)[:256],
-            description=description or "",
-            publisher=publisher or "",
-            created_at=now,
-            last_modified_at=now,
-        )
-        session.add(app)
-        session.flush()
-        tags = access.tag_new(session, MobileApp, app.id, actor, WRITE, role_scope_tag_ids)
-    else:
-        app.last_modified_at = now
-        tags = access.tags_of(session, MobileApp, [app.id])[app.id]
-    version = MobileAppVersion(
-        app_id=app.id,
-        version_name=info.version_name,
-        version_code=info.version_code,
-        min_sdk=info.min_sdk,
-        size=size,
-        sha256=sha,
-        file_name=Path(file_name).name[:256] or f"{info.package_name}.apk",
-        signing_cert_sha256=info.signing_cert_sha256,
-        warnings=list(info.warnings),
-        uploaded_at=now,
-        uploaded_by=actor.name,
-    )
-    session.add(version)
-    session.flush()
     audit.record(
         session,
         actor,
@@ -477,6 +508,7 @@ def update_app(
     changes: dict[str, Any],
 ) -> MobileApp:
     app = get_app(session, actor, app_id, WRITE)
+    _require_unscoped_for_required(actor, app)
     before = {"displayName": app.display_name, "description": app.description}
     if "displayName" in changes:
         name = (changes["displayName"] or "").strip()
@@ -707,23 +739,25 @@ def work_for(
                 _set_state(db, device_id, row, INSTALLED, "install", now, details)
                 continue
             if not row.sha256:
-                continue  # a provisioned version with no file here: nothing to send
+                # A version as provisioned, with no file here: nothing can be sent.
+                _set_state(db, device_id, row, NOT_INSTALLED, "install", now, details)
+                continue
             kind = "install"
         else:
             if installed is None:
                 _set_state(db, device_id, row, NOT_INSTALLED, "uninstall", now, details)
                 continue
             kind = "uninstall"
-        retry_later = (
+        # A failure holds only for the same work on the same version: anything else is new
+        # work, pending from now.
+        failed = (
             row.install_state in (FAILED, UNINSTALL_FAILED)
             and row.work == kind
             and row.status_code == row.version_code
-            and row.next_attempt_at is not None
-            and row.next_attempt_at > now
         )
-        if retry_later:
+        if failed and row.next_attempt_at is not None and row.next_attempt_at > now:
             continue
-        if row.install_state not in (FAILED, UNINSTALL_FAILED):
+        if not failed:
             _set_state(db, device_id, row, PENDING, kind, now, details)
         work.append(
             protocol.AppWork(
@@ -777,22 +811,35 @@ def _set_state(
 
 
 def file_for_download(
-    db: Executor, settings: Settings, version_id: str
+    db: Executor, settings: Settings, device_id: str, version_id: str
 ) -> tuple[Path, str, str] | None:
-    """An uploaded version's file: (path, file name, sha256); None if there is none."""
+    """An uploaded version's file: (path, file name, sha256), for a device the app applies to
+    (a required app applies to every device); None otherwise, or if there is none."""
     if "\x00" in version_id or len(version_id) > 64:
         return None
     row = db.execute(
-        select(_VERSIONS.c.sha256, _VERSIONS.c.file_name, _APPS.c.package_name)
+        select(
+            _VERSIONS.c.sha256,
+            _VERSIONS.c.file_name,
+            _APPS.c.package_name,
+            _APPS.c.id,
+            _APPS.c.role,
+        )
         .join(_APPS, _APPS.c.id == _VERSIONS.c.app_id)
         .where(_VERSIONS.c.id == version_id)
     ).first()
     if row is None or not row.sha256:
         return None
+    if row.role is None and row.id not in {t.row.app_id for t in targets(db, device_id)}:
+        return None
     path = file_path(settings, row.sha256)
     if not path.is_file():
         return None
     return path, row.file_name or f"{row.package_name}.apk", row.sha256
+
+
+def _kind(target: Target) -> str:
+    return "install" if target.intent == REQUIRED else "uninstall"
 
 
 def is_app_result(command_id: str) -> bool:
@@ -810,6 +857,7 @@ def record_results(
     device does not have now, e.g. for a version since replaced)."""
     now = clock.now()
     outcomes = []
+    current: dict[str, tuple[str, int]] | None = None
     for result in results:
         parts = result.command_id.split(":")
         if len(parts) != 4 or parts[1] not in ("i", "u") or not parts[3].isdigit():
@@ -817,6 +865,17 @@ def record_results(
             continue
         kind = "install" if parts[1] == "i" else "uninstall"
         app_id, code = parts[2], int(parts[3])
+        if current is None:
+            current = {
+                t.row.app_id: (
+                    "install" if t.intent == REQUIRED else "uninstall",
+                    t.row.version_code,
+                )
+                for t in targets(db, device_id)
+            }
+        if current.get(app_id) != (kind, code):
+            outcomes.append("unknown")  # work the device does not have now
+            continue
         status = db.execute(
             select(_STATUS).where(_STATUS.c.device_id == device_id, _STATUS.c.app_id == app_id)
         ).first()
@@ -922,8 +981,11 @@ def device_statuses(session: Session, actor: Actor, app: MobileApp) -> list[dict
         .order_by(ManagedDevice.device_name)
     ).all()
     out = []
+    targeted = set(session.scalars(targeted_device_ids(app)))
     for device_id, name, status, installed_version in rows:
         state = status.install_state if status is not None else PENDING
+        if state == PENDING and device_id not in targeted:
+            continue  # the assignment went away before the device answered
         out.append(
             {
                 "id": f"{app.id}_{device_id}",

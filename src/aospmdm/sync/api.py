@@ -179,7 +179,7 @@ async def download_app(version_id: str, request: Request) -> Response:
                 conn, request.method, signed_path(request), request.headers, raw
             )
             request.state.actor = service.device_actor(device, client_address(request))
-            return service.download(conn, settings, version_id)
+            return service.download(conn, settings, device, version_id)
 
     path, name, sha = await run_in_threadpool(look)
     return FileResponse(

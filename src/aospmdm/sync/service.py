@@ -388,9 +388,12 @@ def results(
     )
 
 
-def download(db: Executor, settings: Settings, version_id: str) -> tuple[Path, str, str]:
-    """The file of an app version a device downloads: (path, file name, sha256)."""
-    found = apps.file_for_download(db, settings, version_id)
+def download(
+    db: Executor, settings: Settings, device: devices.DeviceState, version_id: str
+) -> tuple[Path, str, str]:
+    """The file of an app version a device downloads: (path, file name, sha256). A deleted
+    device gets nothing but its reset; others only the apps that apply to them."""
+    found = None if device.deleted else apps.file_for_download(db, settings, device.id, version_id)
     if found is None:
         raise NotFound(f"No app file with id '{version_id}' exists.")
     return found
