@@ -12,8 +12,10 @@ import aospmdm.devices.models
 import aospmdm.enrollment.models
 import aospmdm.groups.models
 import aospmdm.policies.models
+import aospmdm.support.models
 import aospmdm.sync.models
-import aospmdm.tenant.models  # noqa: F401
+import aospmdm.tenant.models
+import aospmdm.users.models  # noqa: F401
 from aospmdm.core.db import Base
 
 config = context.config

@@ -385,3 +385,63 @@ class CheckinResponse(Answer):
     policy: EffectivePolicy | None = None
     commands: list[Command] = []
     apps: list[AppWork] = []
+
+
+# --- shared-device sessions (docs/protocol.md §14) ---------------------------------------------
+
+SESSIONS_PATH = "/device/v1/sessions"
+CURRENT_SESSION_PATH = "/device/v1/sessions/current"
+INTROSPECT_PATH = "/sso/v1/introspect"
+# The command the server sends when an admin ends the device's session remotely: the agent
+# forgets the signed-in worker (the server already ended the session).
+SIGN_OUT_COMMAND = "signOut"
+
+
+class SignInRequest(Message):
+    """POST /device/v1/sessions: a worker signs in on the shared device."""
+
+    user_principal_name: Annotated[str, StringConstraints(min_length=1, max_length=254)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class SessionResponse(Answer):
+    """The session: its token is what the participating apps present (SSO) until it ends."""
+
+    session_token: str
+    user_id: str
+    user_principal_name: str
+    display_name: str
+    expires_date_time: str
+
+
+class IntrospectionResponse(BaseModel):
+    """RFC 7662's answer (snake_case names, as the RFC spells them): only ``active`` when the
+    token is not active."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    active: bool
+    sub: str | None = None
+    username: str | None = None
+    name: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    device_id: str | None = None
+    token_type: str | None = None
+
+
+# --- log upload (docs/protocol.md §15) ----------------------------------------------------------
+
+LOGS_PATH = "/device/v1/logs"
+# The file name the device gives its logs (optional; the server keeps a sanitized copy).
+HEADER_LOG_NAME = "X-Aospmdm-Log-Name"
+LOG_CONTENT_TYPES = ("application/zip", "text/plain")
+
+
+class LogUploadResponse(Answer):
+    """POST /device/v1/logs: the incident ID the user reads out to the help desk."""
+
+    incident_id: str
+    size: int
+    sha256: str
+    expires_date_time: str

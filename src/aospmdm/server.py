@@ -39,12 +39,17 @@ from aospmdm.groups import pages as groups_pages
 from aospmdm.policies import api as policies_api
 from aospmdm.policies import pages as policies_pages
 from aospmdm.policies import service as policies_service
+from aospmdm.support import api as support_api
+from aospmdm.support import pages as support_pages
+from aospmdm.support import service as support_service
 from aospmdm.sync import api as sync_api
 from aospmdm.sync import service as sync_service
 from aospmdm.tenant import access, audit, service
 from aospmdm.tenant import api as tenant_api
 from aospmdm.tenant import pages as tenant_pages
 from aospmdm.tenant.deps import SignInRequired, client_address
+from aospmdm.users import api as users_api
+from aospmdm.users import service as users_service
 from aospmdm.web import pages as web_pages
 from aospmdm.web.templating import HERE as WEB_DIR
 from aospmdm.web.templating import render
@@ -80,6 +85,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Job("compliance", 300, policies_service.compliance_job),
         Job("prune device actions", 3600, actions_service.prune),
         Job("compliance locks", 60, actions_service.carry_out_compliance_locks),
+        Job("end expired device sessions", 600, users_service.end_expired_sessions),
+        Job("prune device logs", 3600, lambda s: support_service.prune(s, settings)),
         Job(
             "send notifications",
             60,
@@ -133,7 +140,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(groups_api.router, tags=["groups"])
     app.include_router(policies_api.router, tags=["policies"])
     app.include_router(apps_api.router, tags=["apps"])
+    app.include_router(support_api.router, tags=["device logs"])
     app.include_router(sync_api.router, tags=["device protocol"])
+    app.include_router(sync_api.sso, tags=["device protocol"])
+    app.include_router(users_api.router, tags=["users"])
+    app.include_router(users_api.device_actions, tags=["remote actions"])
     app.include_router(web_pages.router, include_in_schema=False)
     app.include_router(tenant_pages.router, include_in_schema=False)
     app.include_router(enrollment_pages.router, include_in_schema=False)
@@ -143,6 +154,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(groups_pages.router, include_in_schema=False)
     app.include_router(policies_pages.router, include_in_schema=False)
     app.include_router(apps_pages.router, include_in_schema=False)
+    app.include_router(support_pages.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
     _install_error_handlers(app)
@@ -153,6 +165,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         larger={
             apps_api.PREFIX: settings.max_apk_bytes + 64 * 1024,
             apps_pages.UPLOAD: settings.max_apk_bytes + 64 * 1024,
+            # Device logs arrive as the raw body.
+            sync_api.LOGS: settings.max_log_bytes,
         },
     )
     return app

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.servers import cli, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -75,6 +75,13 @@ class Server:
 
     def logs(self) -> str:
         return f"stdout:\n{self.stdout.read_text()}\nstderr:\n{self.stderr.read_text()}"
+
+
+def operator(srv: Server, *args: str) -> str:
+    """An operator command on the running server's data directory; its last line."""
+    done = cli(srv.stdout.parent / "data", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip().splitlines()[-1]
 
 
 def _wait_healthy(srv: Server, timeout: float = 30) -> None:

@@ -21,11 +21,11 @@ from tests.browser.test_console import (  # noqa: F401  (fixtures, found by name
     Server,
     _url,
     browser,
+    operator,
     page,
     server,
     sign_in,
 )
-from tests.servers import cli
 from tests.sync.device import Device, secret_of
 
 pytestmark = pytest.mark.browser
@@ -35,17 +35,10 @@ PROFILE = "Factory 1 devices"
 GROUP = "Factory 1 headsets"
 
 
-def _operator(srv: Server, *args: str) -> str:
-    """An operator command on the running server's data directory; its last line."""
-    done = cli(srv.stdout.parent / "data", *args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout.strip().splitlines()[-1]
-
-
 def _enrolled_device(srv: Server) -> tuple[str, str]:
     """A profile made through the API and a device enrolled with its token: (id, name)."""
-    _operator(srv, "license", "set", "10")
-    token = _operator(srv, "admin", "token", srv.email, "--name", "browser test")
+    operator(srv, "license", "set", "10")
+    token = operator(srv, "admin", "token", srv.email, "--name", "browser test")
     expires = (datetime.now(UTC) + timedelta(days=30)).isoformat()
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=srv.url, headers=headers, timeout=10) as api:

@@ -31,10 +31,11 @@ from tests.browser.test_console import (  # noqa: F401  (fixtures, found by name
     _wait_healthy,
     aospmdm_program,
     browser,
+    operator,
     page,
     sign_in,
 )
-from tests.servers import cli, free_port
+from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -75,13 +76,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             process.wait(timeout=10)
 
 
-def _operator(srv: Server, *args: str) -> str:
-    """An operator command on the running server's data directory; its last line."""
-    done = cli(srv.stdout.parent / "data", *args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout.strip().splitlines()[-1]
-
-
 def _agent(state: Path, *args: str) -> str:
     """The reference agent's command line, as an operator runs it; its output."""
     done = subprocess.run(
@@ -99,8 +93,8 @@ def _agent(state: Path, *args: str) -> str:
 def _device_in_a_group(srv: Server, state: Path, tmp_path: Path) -> str:
     """A profile and a group through the API; the agent enrolls from the profile's QR code
     and the device joins the group. Returns the device's id."""
-    _operator(srv, "license", "set", "10")
-    token = _operator(srv, "admin", "token", srv.email, "--name", "browser test")
+    operator(srv, "license", "set", "10")
+    token = operator(srv, "admin", "token", srv.email, "--name", "browser test")
     expires = (datetime.now(UTC) + timedelta(days=30)).isoformat()
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=srv.url, headers=headers, timeout=10) as api:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, cast
@@ -85,6 +85,9 @@ ACTIONS = {
             needs_passcode_policy=True,
         ),
         Action("rebootNow", "devices.rebootNow", "rebootNow", timedelta(days=1), merge=False),
+        # Shared devices: end the signed-in worker's session (users/ ends it at once through
+        # on_queued; the command makes the device forget the worker).
+        Action("signOutUser", "devices.endSession", "signOut", timedelta(days=1), merge=True),
     )
 }
 _HELP_DESK = frozenset({HELP_DESK_OPERATOR})
@@ -98,7 +101,20 @@ permissions.register(
         roles=_HELP_DESK,
     ),
     Permission("devices.rebootNow", "Restart devices remotely.", roles=_HELP_DESK),
+    Permission(
+        "devices.endSession",
+        "Sign the worker out of a shared device remotely.",
+        roles=_HELP_DESK,
+    ),
 )
+
+# What a feature above actions does the moment an action of its is queued (or merged with
+# an open one), in the same transaction: called with (session, actor, device id).
+_on_queued: dict[str, list[Callable[[Session, Actor, str], None]]] = {}
+
+
+def on_queued(name: str, listener: Callable[[Session, Actor, str], None]) -> None:
+    _on_queued.setdefault(name, []).append(listener)
 
 
 def action(name: str) -> Action:
@@ -156,6 +172,8 @@ def request(
             "passwordRequiredType numeric or numericComplex to this device first.",
             code="passcodePolicyRequired",
         )
+    for listener in _on_queued.get(spec.name, ()):
+        listener(session, actor, device.id)
     now = clock.now()
     if spec.merge:
         existing = session.scalars(

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ValidationError
 
 from aospmdm import protocol as p
 
-from . import DEFAULT_AGENT_VERSION, AgentError, actions, apps, qr
-from .device import Device, merged_apps, new_key, public_key_b64, version_code
+from . import DEFAULT_AGENT_VERSION, AgentError, actions, apps, qr, sessions
+from .device import Device, SignedInUser, merged_apps, new_key, public_key_b64, version_code
 
 ENROLL_PATH = "/device/v1/enroll"
 CHECKIN_PATH = "/device/v1/checkin"
@@ -378,6 +378,40 @@ class AgentClient:
             raise _unreachable(call, exc) from exc
         return _answer(response, 200, p.WaitResponse).work
 
+    def upload_logs(
+        self, device: Device, body: bytes, content_type: str, file_name: str | None = None
+    ) -> p.LogUploadResponse:
+        """Upload logs (the raw zip or UTF-8 text, signed as it is); the answer holds the
+        incident ID the user gives the help desk."""
+        extra = {p.HEADER_LOG_NAME: file_name} if file_name else {}
+        call = _signed_body(device, p.LOGS_PATH, body, {"Content-Type": content_type, **extra})
+        return _answer(self._send(call), 201, p.LogUploadResponse)
+
+    # --- shared-device sessions (docs/protocol.md §14) ---------------------------------
+
+    def sign_in(self, device: Device, upn: str, password: str) -> p.SessionResponse:
+        """Sign a worker in on the device; it keeps the session (and its token). A new
+        sign-in replaces the previous worker's session."""
+        exchange = sessions.SignIn(device, upn, password)
+        answer = _answer(self._send(Call(**vars(exchange.call))), 201, p.SessionResponse)
+        exchange.finish(answer)
+        return answer
+
+    def sign_out(self, device: Device) -> SignedInUser | None:
+        """Global sign-out: the session ends for every app; the device then forgets the
+        worker (returned; None when no one was signed in)."""
+        exchange = sessions.SignOut(device)
+        response = self._send(Call(**vars(exchange.call)))
+        if response.status_code != 204:
+            raise _refusal(response, 204)
+        return exchange.finish()
+
+    def introspect(self, device: Device, token: str) -> p.IntrospectionResponse:
+        """Ask the server whether a session token is active (as a participating app does,
+        through the device)."""
+        exchange = sessions.Introspect(device, token)
+        return _answer(self._send(Call(**vars(exchange.call))), 200, p.IntrospectionResponse)
+
     def _send(self, call: Call) -> httpx.Response:
         try:
             return self.http.request(call.method, call.url, content=call.body, headers=call.headers)
@@ -489,6 +523,19 @@ def _signed(device: Device, route: str, message: p.Message) -> Call:
     version = state.agent_version or DEFAULT_AGENT_VERSION
     headers = {**_headers(device, version), **device.signed_headers("POST", path, body)}
     return Call("POST", url, body, headers)
+
+
+def _signed_body(device: Device, route: str, body: bytes, headers: dict[str, str]) -> Call:
+    """A signed POST of raw ``body`` bytes (not JSON) to ``route``, with extra ``headers``."""
+    state = device.state
+    if state.server_url is None:
+        raise AgentError("notEnrolled", "this device is not enrolled: run aospmdm agent enroll")
+    url = state.server_url + route
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    version = state.agent_version or DEFAULT_AGENT_VERSION
+    signed = {**_headers(device, version), **headers, **device.signed_headers("POST", path, body)}
+    return Call("POST", url, body, signed)
 
 
 def _code(response: httpx.Response) -> str | None:

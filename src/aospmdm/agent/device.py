@@ -150,6 +150,20 @@ class Enrollment(_StateFile):
     # again gets its result again instead of being carried out twice.
     command_results: list[p.CommandResult] = []
     pending_wipe: PendingWipe | None = None
+    # The worker signed in on this shared device, with the session token the participating
+    # apps use (docs/protocol.md §14); None: no one is signed in.
+    signed_in_user: SignedInUser | None = None
+
+
+class SignedInUser(_StateFile):
+    """The worker signed in on the device and their session: the token is kept in the
+    state, readable by its owner only, and never printed."""
+
+    user_id: str
+    user_principal_name: str
+    display_name: str
+    expires_date_time: str
+    session_token: str
 
 
 class PendingWipe(_StateFile):
@@ -603,6 +617,10 @@ class Device:
             if st.pending_wipe is None
             else st.pending_wipe.model_dump(by_alias=True, exclude={"factory_resets"}),
             "lastResults": [r.model_dump(by_alias=True) for r in st.command_results[-10:]],
+            # Never the session token.
+            "signedInUser": None
+            if st.signed_in_user is None
+            else st.signed_in_user.model_dump(by_alias=True, exclude={"session_token"}),
             "nextCheckInSeconds": st.next_check_in_seconds,
         }
 

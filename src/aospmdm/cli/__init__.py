@@ -17,6 +17,7 @@ from aospmdm.cli import (
     scope_tag,
     serve,
     token,
+    users,
 )
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -32,6 +33,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(apps.app, name="app")
 app.add_typer(device.app, name="device")
 app.add_typer(agent.app, name="agent")
+app.add_typer(users.app, name="user")
 app.command("simulate")(agent.simulate_fleet)
 
 

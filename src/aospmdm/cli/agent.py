@@ -1,6 +1,7 @@
-"""aospmdm agent enroll / checkin / run / status, and aospmdm simulate: the reference device
-agent on a simulated AOSP device (RealWear Navigator 500 unless told otherwise), and a fleet
-of them. These talk to a server over HTTP, as a device does; they never open its database."""
+"""aospmdm agent enroll / checkin / run / status / sign-in / sign-out, and aospmdm simulate:
+the reference device agent on a simulated AOSP device (RealWear Navigator 500 unless told
+otherwise), and a fleet of them. These talk to a server over HTTP, as a device does; they
+never open its database."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Annotated
 import typer
 
 from aospmdm import protocol as p
-from aospmdm.agent import DEFAULT_AGENT_VERSION, AgentError, apps, qr
+from aospmdm.agent import DEFAULT_AGENT_VERSION, AgentError, apps, logs, qr
 from aospmdm.agent.client import AgentClient
 from aospmdm.agent.device import Device
 from aospmdm.agent.simulator import Report, simulate
@@ -212,6 +213,75 @@ def status(state_dir: StateDir) -> None:
         except AgentError as exc:
             typer.echo(f"warning: the pending wipe waits: {exc.code}: {exc.message}", err=True)
     typer.echo(json.dumps(device.status(), indent=2, ensure_ascii=False))
+
+
+@app.command("upload-logs")
+def upload_logs(
+    state_dir: StateDir,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="Upload this file (.zip as a zip, else UTF-8 text) instead of the agent's "
+            "own logs (a zip of its status, without secrets, and its *.log files).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Upload the device's logs for the help desk; print the incident ID as the last line."""
+    with _refusals():
+        device = Device.load(state_dir)
+        body, name, content_type = logs.bundle(device) if file is None else logs.read_file(file)
+        with AgentClient() as client:
+            answer = client.upload_logs(device, body, content_type, name)
+    typer.echo(
+        f"uploaded {name} ({answer.size} bytes, SHA-256 {answer.sha256}); kept until "
+        f"{answer.expires_date_time}; give the help desk this incident ID:"
+    )
+    typer.echo(answer.incident_id)
+
+
+@app.command("sign-in")
+def sign_in(
+    state_dir: StateDir,
+    user: Annotated[
+        str, typer.Option("--user", help="The worker's user principal name.", show_default=False)
+    ],
+    password: Annotated[
+        str,
+        typer.Option(
+            "--password",
+            envvar="AOSPMDM_USER_PASSWORD",
+            help="The worker's password (or AOSPMDM_USER_PASSWORD).",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Sign a worker in on this shared device: the participating apps share the session
+    (SSO) until sign-out. Signing in replaces the previous worker's session."""
+    with _refusals():
+        device = Device.load(state_dir)
+        with AgentClient() as client:
+            answer = client.sign_in(device, user, password)
+        device.save()
+    typer.echo(
+        f"signed in {answer.display_name} ({answer.user_principal_name}, user id "
+        f"{answer.user_id}) until {answer.expires_date_time}"
+    )
+
+
+@app.command("sign-out")
+def sign_out(state_dir: StateDir) -> None:
+    """Sign the worker out: the session ends for every app on the device at once."""
+    with _refusals():
+        device = Device.load(state_dir)
+        with AgentClient() as client:
+            user = client.sign_out(device)
+        device.save()
+    if user is None:
+        typer.echo("signed out (no one was signed in on this device)")
+    else:
+        typer.echo(f"signed out {user.display_name} ({user.user_principal_name})")
 
 
 def _load(state_dir: Path, busy: int | None) -> Device:

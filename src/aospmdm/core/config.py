@@ -28,12 +28,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # APK uploads (the app catalog) may be this large; they are stored under data_dir/apps.
     max_apk_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    # Device log uploads (POST /device/v1/logs) may be this large; kept under data_dir/logs.
+    max_log_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Uploaded logs are deleted after this many days; the record stays, marked expired, as
+    # long again, so the help desk can tell that an incident existed.
+    log_retention_days: int = Field(default=30, ge=1, le=3650)
     # A failed app install is tried again after this long, doubling per failure (up to 8 h).
     app_retry_seconds: float = Field(default=300, ge=0)
     # Sign-in throttling: failures counted over the window, per account and per address.
     signin_window_minutes: int = Field(default=15, ge=1)
     signin_max_failures_per_account: int = Field(default=5, ge=1)
     signin_max_failures_per_address: int = Field(default=20, ge=1)
+    # A worker's sign-in on a shared device lasts this long (the SSO token's lifetime);
+    # failed worker sign-ins are throttled with the window and limits above (per user
+    # principal name as per account, per device as per address).
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
 
     # The device agent that QR provisioning installs (Android device-owner extras).
     agent_component: str = "org.aospmdm.agent/.AdminReceiver"

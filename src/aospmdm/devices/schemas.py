@@ -20,6 +20,7 @@ class DeviceUpdate(GraphInput):
     # the API can be sent back.
     read_only = READ_ONLY | {
         "deviceActionResults",
+        "usersLoggedOn",
         "managedDeviceName",
         "enrollmentProfileName",
         "managementState",

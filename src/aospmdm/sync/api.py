@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -19,11 +21,14 @@ from aospmdm.actions.wakeups import Notifier
 from aospmdm.core import clock
 from aospmdm.core.config import Settings
 from aospmdm.core.db import transaction, turn_if_free
-from aospmdm.core.errors import BadRequest
+from aospmdm.core.errors import BadRequest, DomainError
 from aospmdm.sync import service
 from aospmdm.tenant.deps import client_address
 
 router = APIRouter(prefix="/device/v1")
+# Token introspection for the participating (SSO) apps on a device (docs/protocol.md §14).
+sso = APIRouter(prefix="/sso/v1")
+LOGS = protocol.LOGS_PATH
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -188,3 +193,119 @@ async def download_app(version_id: str, request: Request) -> Response:
         filename=name,
         headers={"X-Aospmdm-Sha256": sha},
     )
+
+
+@router.post(
+    LOGS.removeprefix(router.prefix),
+    status_code=201,
+    response_model=protocol.LogUploadResponse,
+)
+async def upload_logs(request: Request) -> Response:
+    """A signed upload of the device's logs (the raw zip or UTF-8 text as the body): answers
+    the incident ID the user gives the help desk."""
+    raw = await request.body()
+    settings: Settings = request.app.state.settings
+
+    def work() -> protocol.LogUploadResponse:
+        with transaction(request.app.state.sessions) as session:
+            device = service.authenticate(
+                session, request.method, signed_path(request), request.headers, raw
+            )
+            address = client_address(request)
+            request.state.actor = service.device_actor(device, address)
+            return service.upload_logs(
+                session,
+                settings,
+                device,
+                raw,
+                request.headers.get("content-type", ""),
+                request.headers.get(protocol.HEADER_LOG_NAME),
+                address,
+            )
+
+    return _json(await run_in_threadpool(work), 201)
+
+
+# --- shared-device sessions (docs/protocol.md §14) ------------------------------------------
+
+
+@router.post("/sessions", status_code=201, response_model=protocol.SessionResponse)
+async def sign_in(request: Request) -> Response:
+    """A signed sign-in of a worker on the shared device: the session token for the
+    participating apps, with its expiry. It replaces the device's previous session."""
+    raw = await request.body()
+    settings: Settings = request.app.state.settings
+
+    def work() -> protocol.SessionResponse | DomainError:
+        with transaction(request.app.state.sessions) as session:
+            device = service.authenticate(
+                session, request.method, signed_path(request), request.headers, raw
+            )
+            address = client_address(request)
+            request.state.actor = service.device_actor(device, address)
+            body = _parse(protocol.SignInRequest, raw)
+            return service.sign_in(session, settings, device, body, address)
+
+    answer = await run_in_threadpool(work)
+    if isinstance(answer, DomainError):
+        raise answer  # after the failure's records were committed
+    return _json(answer, 201)
+
+
+@router.delete("/sessions/current", status_code=204)
+async def sign_out(request: Request) -> Response:
+    """Signed global sign-out: the device's session ends for every app on it (204 also
+    when no one was signed in)."""
+    raw = await request.body()
+
+    def work() -> None:
+        with transaction(request.app.state.sessions) as session:
+            device = service.authenticate(
+                session, request.method, signed_path(request), request.headers, raw
+            )
+            address = client_address(request)
+            request.state.actor = service.device_actor(device, address)
+            service.sign_out(session, device, address)
+
+    await run_in_threadpool(work)
+    return Response(status_code=204)
+
+
+def _introspected_token(request: Request, raw: bytes) -> str:
+    """The ``token`` parameter: form-encoded as RFC 7662 says, or a JSON object."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if kind == "application/json":
+            data = json.loads(raw or b"null")
+            token = data.get("token") if isinstance(data, dict) else None
+        else:
+            values = parse_qs(raw.decode(), keep_blank_values=True).get("token")
+            token = values[0] if values else None
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid.", code="invalid_request") from None
+    if not isinstance(token, str) or not token:
+        raise BadRequest(
+            "Send the token to introspect as the 'token' parameter.",
+            target="token",
+            code="invalid_request",
+        )
+    return token
+
+
+@sso.post("/introspect")
+async def introspect(request: Request) -> Response:
+    """RFC 7662 token introspection of a session token, signed by the device the token was
+    issued on: ``{"active": true, "sub", "username", "exp", "iat", "device_id"}``, or only
+    ``{"active": false}``."""
+    raw = await request.body()
+
+    def work() -> dict[str, object]:
+        with transaction(request.app.state.sessions) as session:
+            device = service.authenticate(
+                session, request.method, signed_path(request), request.headers, raw
+            )
+            request.state.actor = service.device_actor(device, client_address(request))
+            return service.introspect(session, device, _introspected_token(request, raw))
+
+    answer = await run_in_threadpool(work)
+    return JSONResponse(answer, headers={"Cache-Control": "no-store"})

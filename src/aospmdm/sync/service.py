@@ -28,16 +28,25 @@ from aospmdm.apps import service as apps
 from aospmdm.core import clock
 from aospmdm.core.config import Settings
 from aospmdm.core.db import Executor, dialect_name
-from aospmdm.core.errors import BadRequest, Conflict, DomainError, NotFound, Unauthorized
+from aospmdm.core.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+)
 from aospmdm.devices import service as devices
 from aospmdm.devices.models import ManagedDevice
 from aospmdm.enrollment import device_names
 from aospmdm.enrollment import service as enrollment
 from aospmdm.enrollment.models import EnrollmentProfile
 from aospmdm.policies import service as policies
+from aospmdm.support import service as support
 from aospmdm.sync.models import NONCES, RequestNonce
 from aospmdm.tenant import access, audit
 from aospmdm.tenant import service as tenant
+from aospmdm.users import service as users
 
 # --- the check-in schedule (Intune's) -------------------------------------------------------
 
@@ -397,3 +406,79 @@ def download(
     if found is None:
         raise NotFound(f"No app file with id '{version_id}' exists.")
     return found
+
+
+def upload_logs(
+    session: Session,
+    settings: Settings,
+    device: devices.DeviceState,
+    raw: bytes,
+    content_type: str,
+    file_name: str | None,
+    address: str | None,
+) -> protocol.LogUploadResponse:
+    """Keep the logs a device uploads; answer the incident ID. A deleted device may only
+    reset: its logs are refused."""
+    if device.deleted:
+        raise Forbidden(
+            "This device was deleted by an admin: it may only factory-reset, and its logs "
+            "are not accepted.",
+            code="deviceDeleted",
+        )
+    upload = support.receive(
+        session,
+        settings,
+        device_actor(device, address),
+        device.id,
+        device.device_name,
+        raw,
+        content_type,
+        file_name,
+    )
+    return protocol.LogUploadResponse(
+        incident_id=upload.id,
+        size=upload.size,
+        sha256=upload.sha256,
+        expires_date_time=clock.iso(upload.expires_at) or "",
+    )
+
+
+# --- shared-device sessions (docs/protocol.md §14) -------------------------------------------
+
+
+def sign_in(
+    session: Session,
+    settings: Settings,
+    device: devices.DeviceState,
+    body: protocol.SignInRequest,
+    address: str | None,
+) -> protocol.SessionResponse | DomainError:
+    """A worker signs in on the device. A refusal is returned, not raised, so that the
+    failure it records (for throttling) and its audit record are committed."""
+    actor = device_actor(device, address)
+    outcome = users.sign_in(
+        session, settings, device, actor, body.user_principal_name, body.password
+    )
+    if outcome.refusal is not None:
+        return outcome.refusal
+    assert outcome.session is not None and outcome.user is not None and outcome.token
+    return protocol.SessionResponse(
+        session_token=outcome.token,
+        user_id=outcome.user.id,
+        user_principal_name=outcome.user.user_principal_name,
+        display_name=outcome.user.display_name,
+        expires_date_time=clock.iso(outcome.session.expires_at) or "",
+    )
+
+
+def sign_out(session: Session, device: devices.DeviceState, address: str | None) -> None:
+    """Global sign-out: the device's session ends for every app on it."""
+    users.sign_out(session, device, device_actor(device, address))
+
+
+def introspect(session: Session, device: devices.DeviceState, token: str) -> dict[str, object]:
+    """RFC 7662 introspection of a session token, asked by (an app on) the device it belongs
+    to: a token of another device, or asked by a deleted device, is not active."""
+    if device.deleted:
+        return {"active": False}
+    return users.introspect(session, device.id, token)

@@ -25,6 +25,7 @@ NAV: list[tuple[str, str | None]] = [
     ("Apps", "/console/apps"),
     ("Policies", "/console/policies"),
     ("Tenant admin", "/console/tenant"),
+    ("Troubleshooting + Support", "/console/support"),
 ]
 # A section's own pages, shown on that section's pages under the main navigation.
 SUBNAV: dict[str, list[tuple[str, str]]] = {

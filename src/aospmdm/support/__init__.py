@@ -1,0 +1,1 @@
+"""Troubleshooting + Support: device log uploads with incident IDs, and the support views."""
