@@ -401,3 +401,11 @@ def test_the_admin_api_matrix(ready: Env) -> None:
             make=lambda _env, _tags: incident(d),
         ),
     )
+
+
+def test_odd_device_ids_are_not_found(env: Env) -> None:
+    for device_id in ("%00", "x" * 300):
+        r = env.call(
+            "GET", f"/beta/deviceManagement/managedDevices/{device_id}/logCollectionRequests"
+        )
+        assert r.status_code == 404, r.text

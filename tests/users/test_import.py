@@ -68,6 +68,7 @@ def test_bad_lines_import_nothing(tmp_path: Path) -> None:
         "upn": (HEADER + "ok@contoso.com,Ok,ok-password\nnot-an-upn,X,x-password\n", "line 3"),
         "password": (HEADER + "ok@contoso.com,Ok,short\n", "line 2"),
         "name": (HEADER + "ok@contoso.com,  ,ok-password\n", "line 2"),
+        "long name": (HEADER + "ok@contoso.com," + "N" * 257 + ",ok-password\n", "line 2"),
         "fields": (HEADER + "ok@contoso.com,Ok\n", "line 2"),
         "duplicate": (
             HEADER + "ok@contoso.com,Ok,ok-password\nOK@contoso.com,Ok,ok-password\n",
@@ -78,6 +79,7 @@ def test_bad_lines_import_nothing(tmp_path: Path) -> None:
         "upn": "userPrincipalName",
         "password": "password",
         "name": "displayName",
+        "long name": "displayName",
         "duplicate": "line 2",
     }
     for name, (text, line) in cases.items():

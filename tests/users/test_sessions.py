@@ -333,3 +333,21 @@ def test_agent_cli_sign_in_status_sign_out(
         is None
     )
     assert not active(fleet, Device.load(Path(state_dir)), tok)
+
+
+def test_a_sign_out_still_on_its_way_does_not_sign_out_the_next_worker(
+    env: Env, fleet: Fleet
+) -> None:
+    d = fleet.device("SHARED9")
+    fleet.agent.sign_in(d, "ann@contoso.com", "ann-password")
+    help_desk = env.admin("Help Desk Operator")
+    r = env.call("POST", f"{D}/{d.state.device_id}/signOutUser", token=help_desk)
+    assert r.status_code == 204
+    # Bob signs in before the device's next check-in: Ann's sign-out is moot.
+    fleet.agent.sign_in(d, "bob@contoso.com", "bob-password")
+    tok = token(d)
+    fleet.agent.checkin(d)
+    assert d.state.signed_in_user is not None, "Bob stays signed in on the device"
+    assert active(fleet, d, tok), "and for the apps"
+    results = env.call("GET", f"{D}/{d.state.device_id}/deviceActionResults").json()["value"]
+    assert [(a["actionName"], a["actionState"]) for a in results] == [("signOutUser", "canceled")]

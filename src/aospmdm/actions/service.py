@@ -304,6 +304,27 @@ def cancel(session: Session, actor: Actor, device_id: str, command_id: str) -> D
     return command
 
 
+def cancel_open(db: Executor, actor: Actor, device_id: str, action_name: str, why: str) -> int:
+    """Cancel the device's open actions of one kind that have become moot (audited); returns
+    how many. An action the device already accepted is left to finish."""
+    rows = db.execute(
+        select(_COMMANDS).where(
+            _COMMANDS.c.device_id == device_id,
+            _COMMANDS.c.action_name == action_name,
+            _COMMANDS.c.state == PENDING,
+        )
+    ).all()
+    for row in rows:
+        changed = db.execute(
+            update(_COMMANDS)
+            .where(_COMMANDS.c.id == row.id, _COMMANDS.c.state == PENDING)
+            .values(state=CANCELED, last_updated_at=clock.now(), result_message=why[:1024])
+        )
+        if getattr(changed, "rowcount", 0):
+            _audit(db, actor, row, f"canceled ({why})")
+    return len(rows)
+
+
 def _audit(db: Executor, actor: Actor, command: DeviceCommand | Any, what: str) -> None:
     audit.record(
         db,

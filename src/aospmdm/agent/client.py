@@ -383,7 +383,9 @@ class AgentClient:
     ) -> p.LogUploadResponse:
         """Upload logs (the raw zip or UTF-8 text, signed as it is); the answer holds the
         incident ID the user gives the help desk."""
-        extra = {p.HEADER_LOG_NAME: file_name} if file_name else {}
+        # Header values are ASCII: other characters of the name are dropped.
+        ascii_name = "".join(c for c in file_name or "" if c.isascii() and c.isprintable())
+        extra = {p.HEADER_LOG_NAME: ascii_name} if ascii_name else {}
         call = _signed_body(device, p.LOGS_PATH, body, {"Content-Type": content_type, **extra})
         return _answer(self._send(call), 201, p.LogUploadResponse)
 

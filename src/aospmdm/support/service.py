@@ -215,7 +215,9 @@ def _check_device(session: Session, actor: Actor, device_id: str, perm: str) -> 
     gone (deleted or wiped) have no scope tags left: only admins unscoped for ``perm``
     see them."""
     actor.require(perm)
-    if "\x00" not in device_id and session.get(ManagedDevice, device_id) is not None:
+    if "\x00" in device_id or len(device_id) > 64:
+        raise access.not_found(ManagedDevice, device_id.replace("\x00", "")[:64])
+    if session.get(ManagedDevice, device_id) is not None:
         access.get_visible(session, ManagedDevice, device_id, actor, perm)
     elif actor.scope(perm) is not None:
         raise access.not_found(ManagedDevice, device_id.replace("\x00", ""))
@@ -284,7 +286,7 @@ def create_download_url(
 
 def _downloadable(session: Session, actor: Actor, incident_id: str) -> LogUpload:
     upload = find_incident(session, actor, incident_id, DOWNLOAD)
-    if upload.status != COMPLETED:
+    if upload.status != COMPLETED or upload.expires_at <= clock.now():
         raise NotFound(
             f"The logs of incident {upload.id} expired on {clock.iso(upload.expires_at)} "
             "and were deleted.",
@@ -369,7 +371,8 @@ def to_graph(u: LogUpload) -> dict[str, Any]:
     return {
         "@odata.type": "#microsoft.graph.deviceLogCollectionResponse",
         "id": u.id,
-        "status": u.status,
+        # Expired by time even before the hourly prune marks it so.
+        "status": EXPIRED if u.expires_at <= clock.now() else u.status,
         "managedDeviceId": u.device_id,
         "requestedDateTimeUTC": clock.iso(u.requested_at),
         "receivedDateTimeUTC": clock.iso(u.requested_at),

@@ -121,6 +121,10 @@ def checked_display_name(value: str, target: str = "displayName") -> str:
     name = value.strip()
     if not name:
         raise BadRequest(f"{target} must not be empty.", target=target)
+    if len(name) > 256 or "\x00" in name:
+        raise BadRequest(
+            f"{target} must be at most 256 characters, without NUL characters.", target=target
+        )
     return name
 
 
@@ -449,6 +453,9 @@ def sign_in(
         select(ManagedDevice.id).where(ManagedDevice.id == device.id).with_for_update()
     ).first()
     _end_device_sessions(db, actor, device.id, "replaced", now)
+    # An admin's sign-out still on its way to the device was for the worker just replaced:
+    # it must not sign out the new one.
+    actions.cancel_open(db, actor, device.id, SIGN_OUT_ACTION, "a new worker signed in")
     token = new_secret("amss_")
     row = DeviceSession(
         id=new_id(),
