@@ -413,6 +413,11 @@ def sign_in(
                 "This device was deleted: no one can sign in on it.", code="deviceDeleted"
             )
         )
+    # The device row, locked first: sign-ins on one device are counted one after the other,
+    # so parallel guesses cannot all pass the throttle before any failure is written.
+    db.execute(
+        select(ManagedDevice.id).where(ManagedDevice.id == device.id).with_for_update()
+    ).first()
     since = now - timedelta(minutes=settings.signin_window_minutes)
     by_user = db.scalar(
         select(func.count()).where(
@@ -448,10 +453,6 @@ def sign_in(
             else Unauthorized("The user name or password is wrong.", code="invalidCredentials")
         )
         return SignInOutcome(refusal=refusal)
-    # The device row, locked: two sign-ins on one device at once end up one after the other.
-    db.execute(
-        select(ManagedDevice.id).where(ManagedDevice.id == device.id).with_for_update()
-    ).first()
     _end_device_sessions(db, actor, device.id, "replaced", now)
     # An admin's sign-out still on its way to the device was for the worker just replaced:
     # it must not sign out the new one.
