@@ -82,15 +82,6 @@ def _app_url(app_id: str, rest: str = "") -> str:
     return f"{BASE}/{quote(app_id, safe='')}{rest}"
 
 
-def _usable_tags(session: Session, actor: Actor) -> list[ScopeTag]:
-    """The scope tags this admin may put on an app."""
-    scope = actor.scope(service.WRITE)
-    stmt = select(ScopeTag).order_by(ScopeTag.display_name)
-    if scope is not None:
-        stmt = stmt.where(ScopeTag.id.in_(sorted(scope)))
-    return list(session.scalars(stmt))
-
-
 def _tag_names(session: Session, app_id: str) -> list[str]:
     ids = access.tags_of(session, MobileApp, [app_id])[app_id]
     if not ids:
@@ -200,7 +191,7 @@ def _upload_page(
         "upload.html",
         status=exc.status if exc else 200,
         form=form,
-        tags=_usable_tags(session, console.actor),
+        tags=access.usable_tags(session, console.actor, service.WRITE),
         field_errors=field_errors,
         error=error,
         subsection="All apps",

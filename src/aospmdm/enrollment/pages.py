@@ -271,15 +271,6 @@ def _profile_url(profile_id: str, rest: str = "") -> str:
     return f"{BASE}/{quote(profile_id, safe='')}{rest}"
 
 
-def _usable_tags(session: Session, actor: Actor) -> list[ScopeTag]:
-    """The scope tags this admin may put on a profile."""
-    scope = actor.scope(service.WRITE)
-    stmt = select(ScopeTag).order_by(ScopeTag.display_name)
-    if scope is not None:
-        stmt = stmt.where(ScopeTag.id.in_(sorted(scope)))
-    return list(session.scalars(stmt))
-
-
 def _tag_names(session: Session, ids: list[str]) -> list[str]:
     if not ids:
         return []
@@ -367,7 +358,7 @@ def _wizard(
         "review": frozenset[str](),
     }[step]
     ctx: dict[str, Any] = _problem(exc, shown) if exc else {}
-    tags = _usable_tags(session, console.actor)
+    tags = access.usable_tags(session, console.actor, service.WRITE)
     if form.scope_tags:
         tag_summary = ", ".join(_tag_names(session, form.scope_tags))
     elif console.actor.scope(service.WRITE) is not None:

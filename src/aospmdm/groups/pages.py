@@ -279,15 +279,6 @@ def _invalid(exc: ValidationError) -> BadRequest:
     return BadRequest(f"{LABELS.get(prop, prop)}: {err['msg']}.", target=prop)
 
 
-def _usable_tags(session: Session, actor: Actor) -> list[ScopeTag]:
-    """The scope tags this admin may put on a group."""
-    scope = actor.scope(service.WRITE)
-    stmt = select(ScopeTag).order_by(ScopeTag.display_name)
-    if scope is not None:
-        stmt = stmt.where(ScopeTag.id.in_(sorted(scope)))
-    return list(session.scalars(stmt))
-
-
 def _tag_names(session: Session, group_id: str) -> list[str]:
     ids = access.tags_of(session, DeviceGroup, [group_id])[group_id]
     if not ids:
@@ -363,7 +354,7 @@ def _new_page(
         "new.html",
         status=exc.status if exc else 200,
         form=form,
-        tags=_usable_tags(session, console.actor),
+        tags=access.usable_tags(session, console.actor, service.WRITE),
         notice=notice,
         **ctx,
     )

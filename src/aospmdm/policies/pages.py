@@ -723,15 +723,6 @@ def step_labels(kind: str) -> dict[str, str]:
     }
 
 
-def _usable_tags(session: Session, actor: Actor) -> list[ScopeTag]:
-    """The scope tags this admin may put on a policy."""
-    scope = actor.scope(service.WRITE)
-    stmt = select(ScopeTag).order_by(ScopeTag.display_name)
-    if scope is not None:
-        stmt = stmt.where(ScopeTag.id.in_(sorted(scope)))
-    return list(session.scalars(stmt))
-
-
 def _tag_names(session: Session, ids: list[str]) -> list[str]:
     if not ids:
         return []
@@ -1016,7 +1007,7 @@ def _wizard(
         # An error of another step than the one shown goes on top.
         if ctx["field_errors"] and step_of(next(iter(ctx["field_errors"]))) != step:
             ctx = {"field_errors": {}, "error": exc.message}
-    tags = _usable_tags(session, console.actor)
+    tags = access.usable_tags(session, console.actor, service.WRITE)
     visible = _visible_groups(session, console.actor)
     names = {g.id: g.display_name for g in visible or []}
     missing = [g for g in [*form.include, *form.exclude] if g not in names]
@@ -1195,7 +1186,7 @@ def _edit_page(
         key_set=policy.secret_encrypted is not None,
         extra_actions=len(policy.scheduled_actions)
         > len({a["actionType"] for a in policy.scheduled_actions}),
-        tags=_usable_tags(session, console.actor),
+        tags=access.usable_tags(session, console.actor, service.WRITE),
         **(_problem(exc, form) if exc else {}),
         subsection=_subsection(policy.kind),
     )

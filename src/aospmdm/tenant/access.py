@@ -186,6 +186,15 @@ def not_found(model: Any, obj_id: str) -> NotFound:
     return NotFound(f"No {noun} with id '{obj_id}' exists, or you may not see it.")
 
 
+def usable_tags(session: Session, actor: Actor, perm: str) -> list[ScopeTag]:
+    """The scope tags this admin may put on what ``perm`` writes (the console's pickers)."""
+    scope = actor.scope(perm)
+    stmt = select(ScopeTag).order_by(ScopeTag.display_name)
+    if scope is not None:
+        stmt = stmt.where(ScopeTag.id.in_(sorted(scope)))
+    return list(session.scalars(stmt))
+
+
 def tags_of(session: Session, model: Any, ids: Sequence[str]) -> dict[str, list[str]]:
     """The tag ids of several objects, in one query."""
     out: dict[str, list[str]] = {i: [] for i in ids}
