@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from aospmdm import protocol
 from aospmdm.agent.simulator import percentile
 from bench.checkin import Fleet
-from bench.server import running_server
+from bench.server import ready_to_enroll, running_server
 
 DEVICES = int(os.environ.get("BENCH_ACTION_DEVICES", "50"))
 WORKERS = int(os.environ.get("BENCH_ACTION_WORKERS", "2"))
@@ -123,17 +123,7 @@ def main() -> None:
         workers=workers,
     ) as server:
         server.cli("license", "set", "100000")  # a reused database has earlier devices
-        token = server.cli("admin", "token", "admin@aospmdm.local").strip().splitlines()[-1]
-        auth = {"Authorization": f"Bearer {token}"}
-        org = httpx.get(f"{server.url}/beta/organization", headers=auth).json()["value"][0]
-        httpx.post(
-            f"{server.url}/beta/organization/{org['id']}/setMobileDeviceManagementAuthority",
-            headers=auth,
-        ).raise_for_status()
-        name = f"Bench actions {os.getpid()}"
-        server.cli("profile", "create", name, "--ssid", "bench", "--days", "1")
-        export = json.loads(server.cli("token", "export", name, "--out", "-"))
-        secret = export["qrCodeContent"][protocol.ADMIN_EXTRAS_BUNDLE][protocol.ENROLLMENT_TOKEN]
+        token, secret = ready_to_enroll(server, f"Bench actions {os.getpid()}")
         fleet = Fleet(server.url, secret, DEVICES)
         latencies = asyncio.run(run(server.url, token, fleet))
     p50 = percentile(latencies, 50) or 0.0

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from aospmdm import protocol
 from aospmdm.agent.simulator import percentile
 from bench.loadgen import Result, drive, http_request
-from bench.server import running_server
+from bench.server import ready_to_enroll, running_server
 
 DEVICES = int(os.environ.get("BENCH_DEVICES", "200"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
@@ -124,17 +124,7 @@ def main() -> None:
     database = "postgresql" if os.environ.get("AOSPMDM_DATABASE_URL") else "sqlite"
     with running_server(keep_database_url=database == "postgresql") as server:
         server.cli("license", "set", str(DEVICES + 10))
-        token = server.cli("admin", "token", "admin@aospmdm.local").strip().splitlines()[-1]
-        auth = {"Authorization": f"Bearer {token}"}
-        org = httpx.get(f"{server.url}/beta/organization", headers=auth).json()["value"][0]
-        httpx.post(
-            f"{server.url}/beta/organization/{org['id']}/setMobileDeviceManagementAuthority",
-            headers=auth,
-        ).raise_for_status()
-        name = f"Bench fleet {os.getpid()}"
-        server.cli("profile", "create", name, "--ssid", "bench", "--days", "1")
-        export = json.loads(server.cli("token", "export", name, "--out", "-"))
-        secret = export["qrCodeContent"][protocol.ADMIN_EXTRAS_BUNDLE][protocol.ENROLLMENT_TOKEN]
+        _token, secret = ready_to_enroll(server, f"Bench fleet {os.getpid()}")
         fleet = Fleet(server.url, secret, DEVICES)
         host = server.url.split("//", 1)[1]
         health = http_request("GET", "/healthz", host, {}, b"")

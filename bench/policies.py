@@ -18,11 +18,10 @@ import time
 
 import httpx
 
-from aospmdm import protocol
 from aospmdm.agent.simulator import percentile
 from bench.checkin import CONNECTIONS, SECONDS, Fleet, measured
 from bench.loadgen import drive, http_request
-from bench.server import running_server
+from bench.server import ready_to_enroll, running_server
 
 DEVICES = int(os.environ.get("BENCH_POLICY_DEVICES", "1000"))
 FACTS = {"passcodeType": "numeric", "passcodeLength": 6, "lockAfterInactivityMinutes": 5}
@@ -41,18 +40,11 @@ def main() -> None:
     database = "postgresql" if os.environ.get("AOSPMDM_DATABASE_URL") else "sqlite"
     with running_server(keep_database_url=database == "postgresql") as server:
         server.cli("license", "set", str(DEVICES + 10))
-        token = server.cli("admin", "token", "admin@aospmdm.local").strip().splitlines()[-1]
+        name = f"Bench policies {os.getpid()}"
+        token, secret = ready_to_enroll(server, name)
         api = httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=600
         )
-        org = api.get("/beta/organization").json()["value"][0]
-        api.post(
-            f"/beta/organization/{org['id']}/setMobileDeviceManagementAuthority"
-        ).raise_for_status()
-        name = f"Bench policies {os.getpid()}"
-        server.cli("profile", "create", name, "--ssid", "bench", "--days", "1")
-        export = json.loads(server.cli("token", "export", name, "--out", "-"))
-        secret = export["qrCodeContent"][protocol.ADMIN_EXTRAS_BUNDLE][protocol.ENROLLMENT_TOKEN]
         t0 = time.perf_counter()
         fleet = Fleet(server.url, secret, DEVICES)
         enroll_s = time.perf_counter() - t0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from aospmdm import protocol
 
 BIN = Path(sys.executable).parent / "aospmdm"
 
@@ -77,6 +80,21 @@ def running_server(
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def ready_to_enroll(server: Server, name: str) -> tuple[str, str]:
+    """Set the MDM authority and make an enrollment profile ``name``: (an admin API token,
+    the profile's enrollment token secret for devices)."""
+    token = server.cli("admin", "token", "admin@aospmdm.local").strip().splitlines()[-1]
+    auth = {"Authorization": f"Bearer {token}"}
+    org = httpx.get(f"{server.url}/beta/organization", headers=auth).json()["value"][0]
+    httpx.post(
+        f"{server.url}/beta/organization/{org['id']}/setMobileDeviceManagementAuthority",
+        headers=auth,
+    ).raise_for_status()
+    server.cli("profile", "create", name, "--ssid", "bench", "--days", "1")
+    export = json.loads(server.cli("token", "export", name, "--out", "-"))
+    return token, export["qrCodeContent"][protocol.ADMIN_EXTRAS_BUNDLE][protocol.ENROLLMENT_TOKEN]
 
 
 def throughput(

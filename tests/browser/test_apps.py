@@ -8,9 +8,6 @@ Same Chromium and skip rules as test_console.py, whose browser fixtures this reu
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,9 +24,10 @@ from tests.browser.test_console import (  # noqa: F401  (fixtures, found by name
     aospmdm_program,
     browser,
     page,
+    serve_console,
     sign_in,
 )
-from tests.servers import cli, free_port
+from tests.servers import cli
 
 pytestmark = pytest.mark.browser
 
@@ -39,33 +37,8 @@ PACKAGE = "com.example.scanner"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``aospmdm serve`` on a fresh data directory and a free port; the first admin read
-    from what it prints."""
-    base = tmp_path_factory.mktemp("apps-server")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env |= {"PYTHONUNBUFFERED": "1", "AOSPMDM_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    out_path, err_path = base / "server.out", base / "server.err"
-    argv = [aospmdm_program(), "serve", "--data-dir", str(base / "data"), "--port", str(port)]
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-    srv = Server(f"http://127.0.0.1:{port}", "", "", process, out_path, err_path)
-    try:
-        _wait_healthy(srv)
-        printed = out_path.read_text()
-        email = re.search(r"^\s*email:\s+(\S+)\s*$", printed, re.M)
-        password = re.search(r"^\s*password:\s+(\S+)\s*$", printed, re.M)
-        if not (email and password):
-            pytest.fail(f"the first start did not print the first admin\n{srv.logs()}")
-        srv.email, srv.password = email.group(1), password.group(1)
-        yield srv
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    """The server, its public URL the loopback address the agent can reach."""
+    yield from serve_console(tmp_path_factory, "apps-server", public_url=True)
 
 
 def _group(srv: Server) -> None:

@@ -98,14 +98,18 @@ def _wait_healthy(srv: Server, timeout: float = 30) -> None:
     pytest.fail(f"the server did not answer /healthz within {timeout}s\n{srv.logs()}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``aospmdm serve`` on a fresh data directory and a free port; the first admin's
-    credentials are read from what the first start prints."""
-    base = tmp_path_factory.mktemp("console-server")
+def serve_console(
+    tmp_path_factory: pytest.TempPathFactory, name: str, public_url: bool = False
+) -> Iterator[Server]:
+    """``aospmdm serve`` on a fresh data directory and a free port (with ``public_url``, the
+    loopback address devices reach is its public URL); the first admin's credentials are
+    read from what the first start prints. Every browser test module's server."""
+    base = tmp_path_factory.mktemp(name)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     env["PYTHONUNBUFFERED"] = "1"
+    if public_url:
+        env["AOSPMDM_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     out_path, err_path = base / "server.out", base / "server.err"
     argv = [aospmdm_program(), "serve", "--data-dir", str(base / "data"), "--port", str(port)]
     with open(out_path, "w") as out, open(err_path, "w") as err:
@@ -127,6 +131,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serve_console(tmp_path_factory, "console-server")
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,9 @@ from tests.browser.test_console import (  # noqa: F401  (fixtures, found by name
     browser,
     operator,
     page,
+    serve_console,
     sign_in,
 )
-from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -47,33 +47,8 @@ POLICY = "Factory 1 lockdown"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``aospmdm serve`` on a fresh data directory and a free port, its public URL the
-    loopback address the agent can reach; the first admin read from what it prints."""
-    base = tmp_path_factory.mktemp("policies-server")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env |= {"PYTHONUNBUFFERED": "1", "AOSPMDM_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    out_path, err_path = base / "server.out", base / "server.err"
-    argv = [aospmdm_program(), "serve", "--data-dir", str(base / "data"), "--port", str(port)]
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-    srv = Server(f"http://127.0.0.1:{port}", "", "", process, out_path, err_path)
-    try:
-        _wait_healthy(srv)
-        printed = out_path.read_text()
-        email = re.search(r"^\s*email:\s+(\S+)\s*$", printed, re.M)
-        password = re.search(r"^\s*password:\s+(\S+)\s*$", printed, re.M)
-        if not (email and password):
-            pytest.fail(f"the first start did not print the first admin\n{srv.logs()}")
-        srv.email, srv.password = email.group(1), password.group(1)
-        yield srv
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    """The server, its public URL the loopback address the agent can reach."""
+    yield from serve_console(tmp_path_factory, "policies-server", public_url=True)
 
 
 def _agent(state: Path, *args: str) -> str:
